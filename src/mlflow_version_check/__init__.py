@@ -1,0 +1,37 @@
+"""Prove that MLflow model versions are what they claim to be.
+
+Python API (importing it is cheap: MLflow itself runs only in worker processes)::
+
+    from mlflow_version_check import check_model_version
+    result = check_model_version("Sklearn_Wine", "production", tracking_uri="http://localhost:5000")
+    assert result.equals
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["CheckResult", "VersionCheckError", "__version__", "check_model_version"]
+
+if TYPE_CHECKING:
+    from .core import check_model_version
+    from .errors import VersionCheckError
+    from .results import CheckResult
+
+_LAZY = {
+    "check_model_version": ("core", "check_model_version"),
+    "CheckResult": ("results", "CheckResult"),
+    "VersionCheckError": ("errors", "VersionCheckError"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `--help` and `import mlflow_version_check` stay fast.
+    if name in _LAZY:
+        from importlib import import_module
+
+        module, attribute = _LAZY[name]
+        return getattr(import_module(f".{module}", __name__), attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

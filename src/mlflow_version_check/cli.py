@@ -1,0 +1,365 @@
+"""The command line: parse options, call the core, render, choose the exit code.
+
+Console scripts: `mlflow-version-check` (sub-commands) and the seed-compatible `check-model-version`.
+Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check (errors.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE, ReportPathError, VersionCheckError
+from .redact import redact
+
+PROGRESS_AFTER_SECONDS = 2.0
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlflow-version-check {__version__}")
+        raise typer.Exit(0)
+
+
+VersionFlag = Annotated[
+    bool,
+    typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+]
+ModelOption = Annotated[str, typer.Option("--model", help="Registered model name.", show_default=False)]
+VersionOrStageOption = Annotated[
+    str,
+    typer.Option(
+        "--version-or-stage",
+        help="A version number, 'latest', a stage (production, staging, archived, none; any case), "
+        "'@alias' or an alias name.",
+        show_default=False,
+    ),
+]
+DownloadDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--download-dir",
+        help="Directory for the downloaded models; each run writes a new sub-directory and keeps it. "
+        "Default: a temporary directory, removed at the end.",
+        show_default=False,
+    ),
+]
+ReportFileOption = Annotated[
+    str | None,
+    typer.Option("--report-file", help="Write the JSON report here (parent directories are created).", show_default=False),
+]
+TrackingUriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="Tracking server URI (http(s)://..., databricks, databricks://<profile>, file:...). "
+        "Default: $MLFLOW_TRACKING_URI.",
+        show_default=False,
+    ),
+]
+RegistryUriOption = Annotated[
+    str | None,
+    typer.Option("--registry-uri", help="Model registry URI. Default: $MLFLOW_REGISTRY_URI, else the tracking URI.", show_default=False),
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Compare bytes only: MLmodel identity fields (run_id, model_id, ...) count too."),
+]
+NativeModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--native-model",
+        help="Compare only this file or folder of the model (relative path), or 'auto' to take it from "
+        "the MLmodel flavor configuration.",
+        show_default=False,
+    ),
+]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for each HTTP request to a server.", min=0.1)
+]
+RetriesOption = Annotated[
+    int, typer.Option("--retries", help="Retries of a failed HTTP request (429, 5xx, connection errors).", min=0, max=20)
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show MLflow's log and each step on stderr.")]
+
+
+class Progress:
+    """Renders worker progress on stderr once a download has taken a while."""
+
+    def __init__(self) -> None:
+        self.first_seen: dict[tuple[str, str], float] = {}
+        self.last_shown = 0.0
+        self.interactive = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        now = time.monotonic()
+        key = (str(event.get("label") or ""), str(event["role"]))
+        started = self.first_seen.setdefault(key, now)
+        finished = event["files_done"] >= event["files_total"]
+        if now - started < PROGRESS_AFTER_SECONDS and not (finished and self.shown):
+            return
+        if now - self.last_shown < (0.5 if self.interactive else 5.0) and not finished:
+            return
+        self.last_shown = now
+        who = f"{key[0]} " if key[0] else ""
+        text = (
+            f"downloading {who}{key[1]}: {event['files_done']}/{event['files_total']} files, "
+            f"{event['bytes_done'] / 2**20:.1f}/{event['bytes_total'] / 2**20:.1f} MiB"
+        )
+        if self.interactive:
+            sys.stderr.write("\r" + text.ljust(78))
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown and self.interactive:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _log(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def fail(message: str) -> None:
+    """The one line on stderr for an expected failure."""
+    sys.stderr.write(f"error: {redact(message)}\n")
+    sys.stderr.flush()
+
+
+def check_report_path(report_file: str | None) -> None:
+    """Refuse a report path that cannot be written before any slow work starts."""
+    if not report_file:
+        return
+    path = Path(report_file).expanduser()
+    if path.is_dir():
+        raise ReportPathError(f"--report-file {path} is a directory. Fix: give a file path, e.g. {path}/report.json.")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ReportPathError(
+            f"--report-file {path} cannot be written: {parent} is not a writable directory. Fix: give a "
+            "path in a directory you can write to."
+        )
+
+
+def _write(report: Mapping[str, Any], report_file: str | None) -> bool:
+    from .report import write_report
+
+    if not report_file:
+        return True
+    try:
+        write_report(report, report_file)
+    except OSError as exc:
+        fail(
+            f"writing the report to {report_file} failed: {exc.strerror or exc}. Fix: give a writable "
+            "--report-file path with free space."
+        )
+        return False
+    return True
+
+
+def run_check(
+    *,
+    model: str,
+    version_or_stage: str,
+    download_dir: str | None,
+    report_file: str | None,
+    tracking_uri: str | None,
+    registry_uri: str | None,
+    strict: bool,
+    native_model: str | None,
+    timeout: float,
+    retries: int,
+    verbose: bool,
+) -> int:
+    """Run a check and render it; return the exit code."""
+    from .core import check_model_version, resolve_server_uris
+    from .report import check_report, check_summary, error_report
+
+    options = {
+        "model": model,
+        "version_or_stage": version_or_stage,
+        "tracking_uri": redact(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")) or None,
+        "registry_uri": redact(registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")) or None,
+        "strict": strict,
+        "native_model": native_model,
+        "download_dir": download_dir,
+        "report_file": report_file,
+        "timeout": timeout,
+        "retries": retries,
+    }
+    progress = Progress()
+    try:
+        check_report_path(report_file)
+        tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
+        if verbose:
+            _log(f"checking {model} {version_or_stage!r} on {redact(tracking)}")
+        result = check_model_version(
+            model,
+            version_or_stage,
+            tracking_uri=tracking,
+            registry_uri=registry,
+            download_dir=download_dir,
+            strict=strict,
+            native_model=native_model,
+            timeout=timeout,
+            retries=retries,
+            on_progress=progress,
+            on_log=_log if verbose else None,
+        )
+    except VersionCheckError as exc:
+        progress.finish()
+        report = error_report(
+            "check", exc, options, tracking_uri=options["tracking_uri"], registry_uri=options["registry_uri"]
+        )
+        if not isinstance(exc, ReportPathError):
+            _write(report, report_file)
+        fail(exc.message)
+        return exc.exit_code
+    progress.finish()
+    report = check_report(result, options)
+    typer.echo(check_summary(report))
+    if report_file and _write(report, report_file):
+        typer.echo(f"report: {report_file}")
+    elif report_file:
+        return EXIT_USAGE
+    if result.download_dir_kept:
+        typer.echo(f"downloads: {result.download_dir}")
+    return EXIT_EQUAL if result.equals else EXIT_DIFFERENT
+
+
+def check_command(
+    model: ModelOption,
+    version_or_stage: VersionOrStageOption,
+    download_dir: DownloadDirOption = None,
+    report_file: ReportFileOption = None,
+    tracking_uri: TrackingUriOption = None,
+    registry_uri: RegistryUriOption = None,
+    strict: StrictOption = False,
+    native_model: NativeModelOption = None,
+    timeout: TimeoutOption = 30.0,
+    retries: RetriesOption = 2,
+    verbose: VerboseOption = False,
+) -> int:
+    """Check that a model version's run model is identical to the registry's cached copy.
+
+    Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check.
+    """
+    return run_check(
+        model=model,
+        version_or_stage=version_or_stage,
+        download_dir=download_dir,
+        report_file=report_file,
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        strict=strict,
+        native_model=native_model,
+        timeout=timeout,
+        retries=retries,
+        verbose=verbose,
+    )
+
+
+def _typer(name: str, help_text: str | None = None) -> typer.Typer:
+    return typer.Typer(
+        name=name,
+        help=help_text,
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["--help", "-h"], "max_content_width": 100},
+    )
+
+
+app = _typer(
+    "mlflow-version-check",
+    "Prove that MLflow model versions are what they claim to be.\n\n"
+    "Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check.",
+)
+
+
+@app.callback()
+def _main_callback(version: VersionFlag = False) -> None:
+    """Prove that MLflow model versions are what they claim to be."""
+
+
+app.command("check")(check_command)
+
+check_app = _typer("check-model-version")
+
+
+def _check_model_version(
+    model: ModelOption,
+    version_or_stage: VersionOrStageOption,
+    download_dir: DownloadDirOption = None,
+    report_file: ReportFileOption = None,
+    tracking_uri: TrackingUriOption = None,
+    registry_uri: RegistryUriOption = None,
+    strict: StrictOption = False,
+    native_model: NativeModelOption = None,
+    timeout: TimeoutOption = 30.0,
+    retries: RetriesOption = 2,
+    verbose: VerboseOption = False,
+    version: VersionFlag = False,
+) -> int:
+    """Validate a version's MLflow model: check that its run model matches the registry's cached copy.
+
+    Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check.
+    """
+    return check_command(
+        model, version_or_stage, download_dir, report_file, tracking_uri, registry_uri, strict,
+        native_model, timeout, retries, verbose,
+    )
+
+
+check_app.command()(_check_model_version)
+
+
+def run_app(application: typer.Typer, argv: Sequence[str] | None, prog_name: str) -> int:
+    """Run a Typer app as a function: usage errors become one line and exit code 2."""
+    command = typer.main.get_command(application)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        outcome = command.main(args=arguments, prog_name=prog_name, standalone_mode=False)
+    except typer.TyperException as exc:
+        message = exc.format_message().rstrip(".")
+        fail(f"{message}. Fix: see '{prog_name} --help'.")
+        return int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
+    except typer.Abort:
+        fail("aborted")
+        return 130
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return 130
+    return outcome if isinstance(outcome, int) else EXIT_EQUAL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `mlflow-version-check`."""
+    return run_app(app, argv, "mlflow-version-check")
+
+
+def check_model_version_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the seed-compatible `check-model-version`."""
+    return run_app(check_app, argv, "check-model-version")
+
+
+def _exit_main() -> None:
+    sys.exit(main())
+
+
+def _exit_check_model_version() -> None:
+    sys.exit(check_model_version_main())

@@ -1,0 +1,272 @@
+"""Result objects -> the JSON report (schema_version 1), written atomically, and a text summary."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .comparison import FileDifference, IgnoredItem, TreeComparison, TreeSummary
+from .errors import VersionCheckError
+from .integrity import IntegrityReport
+from .redact import redact
+from .results import CheckResult, DownloadedModel, ModelVersionInfo
+
+SCHEMA_VERSION = 1
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema that every report validates against (shipped in the package)."""
+    text = resources.files(__package__).joinpath("schema/report.schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _mlflow_version() -> str | None:
+    # Read from the installed distribution: importing MLflow here would cost a second.
+    for distribution in ("mlflow-skinny", "mlflow"):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def system_section(command: str) -> dict[str, Any]:
+    return {
+        "tool": "mlflow-version-check",
+        "tool_version": __version__,
+        "command": command,
+        "mlflow_version": _mlflow_version(),
+        "python_version": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "time_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _entry(entry: Any) -> dict[str, Any] | None:
+    return None if entry is None else {"size": entry.size, "sha256": entry.sha256}
+
+
+def difference_json(difference: FileDifference) -> dict[str, Any]:
+    return {
+        "path": difference.path,
+        "kind": difference.kind,
+        "left": _entry(difference.left),
+        "right": _entry(difference.right),
+        "note": difference.note,
+    }
+
+
+def ignored_json(item: IgnoredItem) -> dict[str, Any]:
+    return {"path": item.path, "rule": item.rule, "field": item.field, "left": item.left, "right": item.right}
+
+
+def integrity_json(report: IntegrityReport) -> dict[str, Any]:
+    data = asdict(report)
+    data["references"] = [asdict(ref) for ref in report.references]
+    data["problems"] = list(report.problems)
+    return data
+
+
+def version_json(version: ModelVersionInfo) -> dict[str, Any]:
+    data = asdict(version)
+    data["aliases"] = list(version.aliases)
+    data["source"] = redact(version.source)
+    data["download_uri"] = redact(version.download_uri)
+    data["tracking_uri"] = redact(version.tracking_uri)
+    data["registry_uri"] = redact(version.registry_uri) if version.registry_uri else None
+    return data
+
+
+def partial_version_json(partial: Mapping[str, Any], tracking_uri: str | None, registry_uri: str | None) -> dict[str, Any] | None:
+    version = partial.get("version")
+    if not version:
+        return None
+    return version_json(ModelVersionInfo.from_worker(version, tracking_uri or "", registry_uri))
+
+
+def model_json(model: DownloadedModel, summary: TreeSummary, compared_path: str | None) -> dict[str, Any]:
+    """One side of a comparison; `download_uri` and `local_path` keep the seed's paths."""
+    return {
+        "download_uri": redact(model.uri),
+        "location": model.location,
+        "local_path": {
+            "path": str(Path(model.local_path) / compared_path) if compared_path else model.local_path,
+            "hash": summary.hash,
+        },
+        "files": summary.files,
+        "bytes": summary.bytes,
+        "tree_sha256": summary.tree_sha256,
+        "downloaded": model.shared_with is None,
+        "download_seconds": round(model.download_seconds, 3),
+        "integrity": integrity_json(model.integrity),
+    }
+
+
+def _native_paths(comparison: TreeComparison | None, native_model: str | None, model: DownloadedModel) -> tuple[str | None, str | None]:
+    if comparison is not None and comparison.native_model:
+        return comparison.native_model["left"], comparison.native_model["right"]
+    if native_model and native_model != "auto":
+        return native_model.strip("/"), native_model.strip("/")
+    if native_model == "auto":
+        from .comparison import native_model_path
+
+        found = native_model_path(model.mlmodel_text)
+        return found, found
+    return None, None
+
+
+def check_report(result: CheckResult, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The report of a check that ran (passed or failed)."""
+    comparison = result.comparison
+    left_path, right_path = _native_paths(comparison, result.native_model, result.run_model)
+    section: dict[str, Any] = {
+        "equals": result.equals,
+        "same_location": result.same_location,
+        "method": "integrity" if result.same_location else ("bytes" if result.strict else "bytes+mlmodel-rule"),
+        "run_model": model_json(result.run_model, result.run_summary, left_path),
+        "reg_model": model_json(result.reg_model, result.reg_summary, right_path),
+        "native_model": {"left": left_path, "right": right_path} if result.native_model else None,
+        "differences": [difference_json(d) for d in comparison.differences] if comparison else [],
+        "ignored": [ignored_json(i) for i in comparison.ignored] if comparison else [],
+        "integrity": integrity_json(result.run_model.integrity) if result.same_location else None,
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": result.status,
+        "equals": result.equals,
+        "error": None,
+        "System": system_section("check"),
+        "Options": dict(options),
+        "Model_Version": version_json(result.version),
+        "Comparison": section,
+        "Timings": {key: round(value, 3) for key, value in result.timings.items()},
+    }
+
+
+def error_report(
+    command: str,
+    error: VersionCheckError,
+    options: Mapping[str, Any],
+    *,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+) -> dict[str, Any]:
+    """The report of a check that could not be done: status error, and what was learnt before."""
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "error",
+        "equals": None,
+        "error": {"type": error.type_name, "message": redact(error.message), "exit_code": error.exit_code},
+        "System": system_section(command),
+        "Options": dict(options),
+    }
+    if command == "check":
+        report["Model_Version"] = partial_version_json(error.partial, tracking_uri, registry_uri)
+        report["Comparison"] = None
+    return report
+
+
+def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write the report atomically: a temporary file in the same directory, then a rename.
+
+    A crash or a full disk therefore never leaves half a report at `path`.
+    """
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, indent=2, sort_keys=False) + "\n"
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _size(value: int) -> str:
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} B"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+
+def check_summary(report: Mapping[str, Any]) -> str:
+    """A short human summary of a check report, for stdout."""
+    version = report.get("Model_Version") or {}
+    comparison = report.get("Comparison") or {}
+    verdict = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}[report["status"]]
+    head = f"check {verdict}: {version.get('name', '?')} version {version.get('version', '?')}"
+    if version.get("resolved_by") and version.get("resolved_by") != "version":
+        head += f" (resolved from {version.get('version_or_stage')!r} by {version['resolved_by']})"
+    lines = [head]
+    if not comparison:
+        return "\n".join(lines)
+    rows: list[tuple[str, ...]] = [("model", "files", "size", "sha256 (tree)", "location")]
+    for role in ("run_model", "reg_model"):
+        side = comparison[role]
+        rows.append((role, str(side["files"]), _size(side["bytes"]), side["local_path"]["hash"][:16], side["location"]))
+    lines.extend(_table(rows))
+    if comparison["same_location"]:
+        integrity = comparison["integrity"]
+        lines.append(
+            "same_location: the registry keeps no separate copy; verified the model is complete: "
+            + ("MLmodel parses, " if integrity["mlmodel_parses"] else "")
+            + f"{sum(r['exists'] for r in integrity['references'])}/{len(integrity['references'])} files named by MLmodel exist"
+            + (
+                f", size {integrity['counted_bytes']} = model_size_bytes"
+                if integrity["model_size_bytes"] is not None and integrity["counted_bytes"] == integrity["model_size_bytes"]
+                else ""
+            )
+        )
+        lines.extend(f"  problem: {problem}" for problem in integrity["problems"])
+    differences = comparison["differences"]
+    if differences:
+        rows = [("difference", "path", "run_model", "reg_model")]
+        for difference in differences:
+            rows.append(
+                (
+                    difference["kind"],
+                    difference["path"],
+                    _side(difference["left"]),
+                    _side(difference["right"]),
+                )
+            )
+        lines.extend(_table(rows))
+        lines.extend(f"  {d['path']}: {d['note']}" for d in differences if d.get("note"))
+    ignored = comparison["ignored"]
+    if ignored:
+        lines.append(
+            "ignored: " + ", ".join(f"{i['path']}:{i['field']}" if i["field"] else i["path"] for i in ignored)
+        )
+    return "\n".join(lines)
+
+
+def _side(entry: Mapping[str, Any] | None) -> str:
+    return "-" if entry is None else f"{_size(entry['size'])} {entry['sha256'][:12]}"

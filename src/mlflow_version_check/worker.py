@@ -1,0 +1,630 @@
+"""The per-server worker process: resolve a model version, locate and download its models, hash them.
+
+It runs as `python -m mlflow_version_check.worker <fd>` with an environment that names exactly one
+server (DESIGN.md, "one worker process per server"), because several MLflow code paths read the
+process-wide tracking URI or default credentials whatever URI they are given. Inside this process the
+process-wide settings are therefore safe. The request comes as JSON on stdin; events go as JSON lines
+on the file descriptor <fd>, so that anything MLflow prints on stdout cannot corrupt the protocol.
+
+Events: {"event": "resolved", "version": {...}}, {"event": "located", ...},
+{"event": "progress", ...}, then exactly one {"event": "result", ...} or {"event": "error", ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .errors import (
+    AliasNotFound,
+    ArtifactDownloadError,
+    ArtifactNotFound,
+    AuthenticationFailed,
+    InvalidOption,
+    ModelNotFound,
+    ModelVersionNotFound,
+    ModelVersionNotReady,
+    RegistryError,
+    ServerUnreachable,
+    StagesUnsupported,
+    UnsafeArtifactPath,
+    VersionCheckError,
+)
+from .manifest import hash_file
+from .redact import redact
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.store.artifact.artifact_repo import ArtifactRepository
+
+STAGES = {"none": "None", "staging": "Staging", "production": "Production", "archived": "Archived"}
+DOWNLOAD_THREADS = 8
+PROGRESS_INTERVAL_SECONDS = 0.5
+MLMODEL_MAX_BYTES = 4 * 1024 * 1024
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Turning MLflow's and requests' exceptions into the named errors, at one place per kind of call.
+
+
+def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    import requests
+
+    return any(
+        isinstance(link, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
+        for link in _exception_chain(exc)
+    )
+
+
+def _http_status(exc: BaseException) -> int | None:
+    import requests
+
+    for link in _exception_chain(exc):
+        if isinstance(link, requests.HTTPError) and link.response is not None:
+            return int(link.response.status_code)
+    return None
+
+
+def _error_code(exc: BaseException) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    for link in _exception_chain(exc):
+        if isinstance(link, MlflowException):
+            return str(link.error_code)
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return redact(text if len(text) <= 300 else text[:297] + "...")
+
+
+@dataclass(frozen=True)
+class Server:
+    """The one server this worker talks to (URIs as given, for messages)."""
+
+    tracking_uri: str
+    registry_uri: str
+
+    @property
+    def is_unity_catalog(self) -> bool:
+        return urllib.parse.urlparse(self.registry_uri).scheme == "databricks-uc"
+
+
+def _raise_common(exc: BaseException, server: Server, doing: str) -> None:
+    """Raise the named error for failures that mean the same whatever the call."""
+    code = _error_code(exc)
+    status = _http_status(exc)
+    if _is_connection_failure(exc):
+        raise ServerUnreachable(
+            f"{doing} failed: no answer from {redact(server.tracking_uri)} ({_short(exc)[:160]}). "
+            "Likely cause: the server is down, the URI or port is wrong, or a proxy blocks it. "
+            "Fix: check the tracking URI and that the server answers, or raise --timeout."
+        ) from exc
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or status in (401, 403):
+        kind = "refused the permission" if code == "PERMISSION_DENIED" or status == 403 else (
+            "refused the credentials"
+        )
+        raise AuthenticationFailed(
+            f"{doing} failed: {redact(server.tracking_uri)} {kind} (authentication failed). "
+            "Likely cause: a missing, expired or wrong token, or no access to this model. "
+            "Fix: check MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_USERNAME and PASSWORD, or the "
+            "Databricks profile."
+        ) from exc
+
+
+def _means_not_found(exc: BaseException) -> bool:
+    return _error_code(exc) in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or _http_status(exc) == 404
+
+
+@contextmanager
+def registry_call(
+    server: Server,
+    doing: str,
+    not_found: Callable[[], VersionCheckError],
+    means_not_found: Callable[[BaseException], bool] = _means_not_found,
+) -> Iterator[None]:
+    """Translate failures of one registry/tracking call; `not_found` builds the 404 error."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, requests.RequestException) as exc:
+        _raise_common(exc, server, doing)
+        if means_not_found(exc):
+            raise not_found() from exc
+        raise RegistryError(
+            f"{doing} failed: the server answered {_short(exc)}. Likely cause: a server-side "
+            "problem or an MLflow version the server does not support. Fix: rerun with --verbose "
+            "and check the server's log."
+        ) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Version resolution, in the order of DESIGN.md.
+
+
+def _version_info(mv: ModelVersion, resolved_by: str, version_or_stage: str) -> dict[str, Any]:
+    return {
+        "name": mv.name,
+        "version": str(mv.version),
+        "version_or_stage": version_or_stage,
+        "resolved_by": resolved_by,
+        "source": mv.source,
+        "run_id": mv.run_id or None,
+        "stage": getattr(mv, "current_stage", None) or None,
+        "aliases": sorted(getattr(mv, "aliases", None) or []),
+        "status": str(mv.status) if mv.status is not None else None,
+        "creation_timestamp": mv.creation_timestamp,
+    }
+
+
+def _not_found_model(name: str, server: Server) -> Callable[[], VersionCheckError]:
+    return lambda: ModelNotFound(
+        f"registered model '{name}' not found on {redact(server.registry_uri)}. Likely cause: a "
+        "typo in the name or the wrong server/workspace. Fix: check the name (it is case-"
+        "sensitive) and the tracking/registry URI."
+    )
+
+
+def _filter_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def resolve_version(
+    client: MlflowClient, server: Server, name: str, version_or_stage: str
+) -> tuple[ModelVersion, str]:
+    """Find the model version that version_or_stage names; return it and how it was resolved."""
+    spec = version_or_stage.strip()
+    if not server.is_unity_catalog:
+        # One cheap call that tells "no such model" apart from "no such version/alias".
+        with registry_call(server, f"reading registered model '{name}'", _not_found_model(name, server)):
+            client.get_registered_model(name)
+
+    def by_alias(alias: str) -> tuple[ModelVersion, str]:
+        def missing() -> VersionCheckError:
+            return AliasNotFound(
+                f"registered model '{name}' has no alias '{alias}'. Likely cause: a typo, or the "
+                "alias was never set or was moved. Fix: set it (MlflowClient."
+                "set_registered_model_alias) or give a version number, 'latest' or a stage."
+            )
+
+        def alias_missing(exc: BaseException) -> bool:
+            # Open-source servers answer an unknown alias with INVALID_PARAMETER_VALUE.
+            return _means_not_found(exc) or (
+                _error_code(exc) == "INVALID_PARAMETER_VALUE" and "alias" in str(exc).lower()
+            )
+
+        with registry_call(
+            server, f"resolving alias '{alias}' of '{name}'", missing, alias_missing
+        ):
+            return client.get_model_version_by_alias(name, alias), "alias"
+
+    if spec.startswith("@"):
+        if len(spec) == 1:
+            raise InvalidOption("version_or_stage '@' names no alias. Fix: give '@<alias>'.")
+        return by_alias(spec[1:])
+    if spec.isdigit():
+        def missing_version() -> VersionCheckError:
+            return ModelVersionNotFound(
+                f"version {spec} of registered model '{name}' not found. Likely cause: the "
+                "version was deleted or never registered here. Fix: give an existing version, "
+                "'latest', a stage or '@alias'."
+            )
+
+        with registry_call(server, f"reading version {spec} of '{name}'", missing_version):
+            return client.get_model_version(name, spec), "version"
+    if spec.lower() == "latest":
+        versions: list[ModelVersion] = []
+        with registry_call(server, f"listing versions of '{name}'", _not_found_model(name, server)):
+            token: str | None = None
+            while True:
+                page = client.search_model_versions(
+                    filter_string=f"name={_filter_literal(name)}", max_results=1000, page_token=token
+                )
+                versions.extend(page)
+                token = page.token
+                if not token:
+                    break
+        if not versions:
+            raise ModelVersionNotFound(
+                f"registered model '{name}' has no versions. Fix: register a version first."
+            )
+        return max(versions, key=lambda mv: int(mv.version)), "latest"
+    if spec.lower() in STAGES:
+        stage = STAGES[spec.lower()]
+        if server.is_unity_catalog:
+            raise StagesUnsupported(
+                f"stage '{spec}' cannot be used with Unity Catalog ({redact(server.registry_uri)}): "
+                "it has no stages. Fix: use an alias ('@champion') or a version number."
+            )
+        with registry_call(
+            server, f"finding the {stage} version of '{name}'", _not_found_model(name, server)
+        ):
+            found = client.get_latest_versions(name, stages=[stage])
+        if not found:
+            raise ModelVersionNotFound(
+                f"registered model '{name}' has no version in stage {stage}. Likely cause: no "
+                "version was transitioned to it. Fix: give a version number, 'latest' or '@alias'."
+            )
+        return max(found, key=lambda mv: int(mv.version)), "stage"
+    return by_alias(spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# Locating: from the version's URIs to the concrete storage location that holds the files.
+
+
+def _parse_models_uri(uri: str) -> tuple[str, str | None]:
+    """`models:/m-<id>[/sub]` -> (id, sub) for logged models; raises for registry forms."""
+    path = urllib.parse.urlparse(uri).path.lstrip("/")
+    head, _, rest = path.partition("/")
+    return head, rest or None
+
+
+def locate(client: MlflowClient, server: Server, uri: str, depth: int = 0) -> str:
+    """Return the storage URI behind a version's source or download URI."""
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+    if depth > 3:
+        raise ArtifactNotFound(f"cannot resolve {uri}: it refers to itself. Fix: report this.")
+    scheme = urllib.parse.urlparse(uri).scheme
+    if scheme == "runs":
+        run_id, sub_path = RunsArtifactRepository.parse_runs_uri(uri)
+        with registry_call(
+            server,
+            f"reading run {run_id}",
+            lambda: ArtifactNotFound(
+                f"run {run_id} named by {uri} not found. Likely cause: the run was deleted. Fix: "
+                "re-register the version from an existing run."
+            ),
+        ):
+            run = client.get_run(run_id)
+        run_location = run.info.artifact_uri.rstrip("/")
+        location = f"{run_location}/{sub_path}" if sub_path else run_location
+        if sub_path and not _has_files(location):
+            # MLflow 3 keeps a model logged with `name=` in a logged model, which runs:/ also reaches.
+            model_name, _, rest = sub_path.partition("/")
+            with registry_call(server, f"searching logged models of run {run_id}", lambda: ArtifactNotFound(uri)):
+                models = client.search_logged_models(
+                    experiment_ids=[run.info.experiment_id],
+                    filter_string=f"name = {_filter_literal(model_name)}",
+                )
+            for model in models:
+                if model.source_run_id == run_id:
+                    base = model.artifact_location.rstrip("/")
+                    return f"{base}/{rest}" if rest else base
+        return location
+    if scheme == "models":
+        head, rest = _parse_models_uri(uri)
+        if head.startswith("m-") and "@" not in head:
+            with registry_call(
+                server,
+                f"reading logged model {head}",
+                lambda: ArtifactNotFound(
+                    f"logged model {head} named by {uri} not found. Likely cause: it was deleted. "
+                    "Fix: re-register the version."
+                ),
+            ):
+                base = client.get_logged_model(head).artifact_location.rstrip("/")
+            return f"{base}/{rest}" if rest else base
+        if "@" in head:
+            name, alias = head.split("@", 1)
+            with registry_call(server, f"resolving {uri}", lambda: AliasNotFound(f"{uri} not found")):
+                version = client.get_model_version_by_alias(name, alias).version
+        else:
+            name, version = head, (rest or "")
+        with registry_call(server, f"resolving {uri}", lambda: ModelVersionNotFound(f"{uri} not found")):
+            target = client.get_model_version_download_uri(name, str(version))
+        return locate(client, server, target, depth + 1)
+    if scheme == "" and uri.startswith("/"):
+        return "file://" + uri
+    if scheme == "dbfs":
+        from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+        return str(add_databricks_profile_info_to_artifact_uri(uri, server.tracking_uri))
+    return uri
+
+
+def normalized_location(uri: str, tracking_uri: str) -> str:
+    """A form of a storage URI in which two spellings of one location compare equal."""
+    parsed = urllib.parse.urlparse(uri)
+    path = posixpath.normpath(parsed.path) if parsed.path else ""
+    netloc = parsed.netloc
+    if parsed.scheme == "mlflow-artifacts":
+        tracking_netloc = urllib.parse.urlparse(tracking_uri).netloc
+        if netloc == tracking_netloc:
+            netloc = ""
+    if parsed.scheme == "file":
+        path = os.path.realpath(path) if path else path
+    return urllib.parse.urlunparse((parsed.scheme, netloc, path.rstrip("/"), "", parsed.query, ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing and downloading, hashing each file as soon as it is on disk.
+
+
+def _repository(location: str) -> ArtifactRepository:
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    return get_artifact_repository(location)
+
+
+def _has_files(location: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return bool(_repository(location).list_artifacts())
+    except (MlflowException, OSError):
+        return False
+
+
+def _safe_relative(path: str, parent: str | None) -> str:
+    """Refuse listing entries that would land outside the download directory."""
+    if not path or "\\" in path or "\0" in path or path.startswith("/"):
+        raise UnsafeArtifactPath(
+            f"the artifact listing names an unsafe path {path!r}. Likely cause: a broken or "
+            "hostile artifact store. Nothing was written for it. Fix: inspect the model's storage."
+        )
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts) or posixpath.normpath(path) != path:
+        raise UnsafeArtifactPath(
+            f"the artifact listing names an unsafe path {path!r}. Likely cause: a broken or "
+            "hostile artifact store. Nothing was written for it. Fix: inspect the model's storage."
+        )
+    if parent and not path.startswith(parent + "/"):
+        raise UnsafeArtifactPath(
+            f"the artifact listing of {parent!r} names {path!r}, which is not inside it. Fix: "
+            "inspect the model's storage."
+        )
+    return path
+
+
+def list_files(repo: ArtifactRepository, parent: str | None = None) -> Iterator[tuple[str, int | None]]:
+    for info in repo.list_artifacts(parent):
+        path = _safe_relative(info.path, parent)
+        if info.is_dir:
+            yield from list_files(repo, path)
+        else:
+            yield path, info.file_size
+
+
+class Progress:
+    """Counts finished files and bytes; emits at most one event per interval."""
+
+    def __init__(self, emit: Emit, role: str, files_total: int, bytes_total: int) -> None:
+        self._emit, self._role = emit, role
+        self._files_total, self._bytes_total = files_total, bytes_total
+        self._files = self._bytes = 0
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def add(self, size: int, *, files: int = 1, force: bool = False) -> None:
+        with self._lock:
+            self._files += files
+            self._bytes += size
+            now = time.monotonic()
+            if force or now - self._last >= PROGRESS_INTERVAL_SECONDS:
+                self._last = now
+                self._emit(
+                    {
+                        "event": "progress",
+                        "role": self._role,
+                        "files_done": self._files,
+                        "files_total": self._files_total,
+                        "bytes_done": self._bytes,
+                        "bytes_total": self._bytes_total,
+                    }
+                )
+
+
+def _download_error(exc: BaseException, server: Server, location: str, path: str) -> NoReturn:
+    if isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:
+        raise ArtifactDownloadError(
+            f"downloading {path} of {redact(location)} failed: no space left on the device of the "
+            "download directory. Fix: free space or give --download-dir on a larger file system."
+        ) from exc
+    _raise_common(exc, server, f"downloading {path} of {redact(location)}")
+    if _http_status(exc) == 404:
+        raise ArtifactNotFound(
+            f"{path} of {redact(location)} is listed but cannot be read (404). Likely cause: the "
+            "model is being deleted or the store is inconsistent. Fix: check the model's storage."
+        ) from exc
+    raise ArtifactDownloadError(
+        f"downloading {path} of {redact(location)} failed: {_short(exc)}. Likely cause: the "
+        "connection dropped or the store refused the read. Fix: rerun; if it persists, check the "
+        "server's artifact store."
+    ) from exc
+
+
+def download_tree(
+    server: Server, location: str, destination: Path, role: str, emit: Emit
+) -> dict[str, list[Any]]:
+    """Download every file at location into destination; return path -> [size, sha256]."""
+    from mlflow.exceptions import MlflowException
+    import requests
+
+    try:
+        repo = _repository(location)
+        files = sorted(list_files(repo))
+    except (MlflowException, requests.RequestException, OSError) as exc:
+        _raise_common(exc, server, f"listing {redact(location)}")
+        if _means_not_found(exc):
+            files = []
+        else:
+            raise ArtifactDownloadError(
+                f"listing {redact(location)} failed: {_short(exc)}. Fix: check the server's "
+                "artifact store and rerun with --verbose."
+            ) from exc
+    if not files:
+        raise ArtifactNotFound(
+            f"no files at {redact(location)} ({role}). Likely cause: the model's artifacts were "
+            "deleted or never uploaded, or the version points at the wrong path. Fix: check the "
+            "version's source in the registry."
+        )
+    destination.mkdir(parents=True, exist_ok=True)
+    root = destination.resolve()
+    progress = Progress(emit, role, len(files), sum(size or 0 for _, size in files))
+    manifest: dict[str, list[Any]] = {}
+    lock = threading.Lock()
+
+    def fetch(path: str) -> None:
+        local = (root / path).resolve()
+        if root not in local.parents:
+            raise UnsafeArtifactPath(f"{path!r} resolves outside the download directory")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            repo._download_file(path, str(local))
+            entry = hash_file(local)
+        except (MlflowException, requests.RequestException, OSError) as exc:
+            _download_error(exc, server, location, path)
+        with lock:
+            manifest[path] = [entry.size, entry.sha256]
+        progress.add(entry.size)
+
+    # _download_file is what MLflow's own download_artifacts calls per file; calling it directly
+    # lets this tool check every listed path before writing and hash each file while others download.
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix=role) as pool:
+        futures = [pool.submit(fetch, path) for path, _ in files]
+        done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in not_done:
+            future.cancel()
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+    progress.add(0, files=0, force=True)
+    return manifest
+
+
+def _read_mlmodel(root: Path, manifest: dict[str, list[Any]]) -> str | None:
+    entry = manifest.get("MLmodel")
+    if entry is None or entry[0] > MLMODEL_MAX_BYTES:
+        return None
+    return (root / "MLmodel").read_text(encoding="utf-8", errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------
+# The request.
+
+
+def inspect_version(request: dict[str, Any], emit: Emit) -> dict[str, Any]:
+    """Resolve, locate, download and hash the run and registry models of one version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    tracking_uri = request["tracking_uri"]
+    registry_uri = request.get("registry_uri") or None
+    mlflow.set_tracking_uri(tracking_uri)
+    if registry_uri:
+        mlflow.set_registry_uri(registry_uri)
+    server = Server(tracking_uri=tracking_uri, registry_uri=registry_uri or mlflow.get_registry_uri())
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+    name, version_or_stage = request["model"], request["version_or_stage"]
+    timings: dict[str, float] = {}
+
+    started = time.monotonic()
+    mv, resolved_by = resolve_version(client, server, name, version_or_stage)
+    version = _version_info(mv, resolved_by, version_or_stage)
+    with registry_call(
+        server,
+        f"reading the download URI of '{name}' version {mv.version}",
+        lambda: ModelVersionNotFound(f"version {mv.version} of '{name}' vanished while reading it"),
+    ):
+        version["download_uri"] = client.get_model_version_download_uri(name, str(mv.version))
+    timings["resolve_seconds"] = time.monotonic() - started
+    emit({"event": "resolved", "version": version})
+    if version["status"] not in (None, "READY"):
+        raise ModelVersionNotReady(
+            f"version {mv.version} of '{name}' has status {version['status']}, not READY. Likely "
+            "cause: its registration is still running or failed. Fix: wait, or pick another version."
+        )
+
+    started = time.monotonic()
+    roles = request.get("roles") or ["run_model", "reg_model"]
+    uris = {"run_model": version["source"], "reg_model": version["download_uri"]}
+    locations = {role: locate(client, server, uris[role]) for role in roles}
+    normalized = {role: normalized_location(locations[role], tracking_uri) for role in roles}
+    same_location = len(roles) == 2 and normalized["run_model"] == normalized["reg_model"]
+    timings["locate_seconds"] = time.monotonic() - started
+    emit(
+        {
+            "event": "located",
+            "locations": {role: redact(locations[role]) for role in roles},
+            "same_location": same_location,
+        }
+    )
+
+    download_root = Path(request["download_dir"])
+    models: dict[str, dict[str, Any]] = {}
+    for role in roles:
+        if same_location and role == "reg_model":
+            models[role] = dict(models["run_model"], uri=uris[role], shared_with="run_model")
+            continue
+        started = time.monotonic()
+        local = download_root / role
+        manifest = download_tree(server, locations[role], local, role, emit)
+        seconds = time.monotonic() - started
+        models[role] = {
+            "uri": uris[role],
+            "location": redact(locations[role]),
+            "local_path": str(local),
+            "manifest": manifest,
+            "mlmodel": _read_mlmodel(local, manifest),
+            "download_seconds": seconds,
+            "shared_with": None,
+        }
+    return {
+        "event": "result",
+        "version": version,
+        "models": models,
+        "same_location": same_location,
+        "timings": timings,
+    }
+
+
+def main(argv: list[str]) -> int:
+    channel = os.fdopen(int(argv[1]), "w", encoding="utf-8", buffering=1)
+    lock = threading.Lock()
+
+    def emit(event: dict[str, Any]) -> None:
+        line = json.dumps(event)
+        with lock:
+            channel.write(line + "\n")
+            channel.flush()
+
+    request = json.load(sys.stdin)
+    try:
+        emit(inspect_version(request, emit))
+    except VersionCheckError as exc:
+        emit({"event": "error", "type": exc.type_name, "message": redact(exc.message)})
+    finally:
+        channel.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
