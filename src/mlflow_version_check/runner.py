@@ -112,6 +112,8 @@ def run_worker(
             process.kill()
             process.wait()
         log_thread.join(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
 
     partial = {
         key: outcome.events[kind][key]

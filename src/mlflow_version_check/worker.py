@@ -547,7 +547,14 @@ def inspect_version(request: dict[str, Any], emit: Emit) -> dict[str, Any]:
     timings: dict[str, float] = {}
 
     started = time.monotonic()
-    mv, resolved_by = resolve_version(client, server, name, version_or_stage)
+    found, resolved_by = resolve_version(client, server, name, version_or_stage)
+    # Searches and stage look-ups leave out aliases; one read of the version gives the full record.
+    with registry_call(
+        server,
+        f"reading version {found.version} of '{name}'",
+        lambda: ModelVersionNotFound(f"version {found.version} of '{name}' vanished while reading it"),
+    ):
+        mv = client.get_model_version(name, str(found.version))
     version = _version_info(mv, resolved_by, version_or_stage)
     with registry_call(
         server,

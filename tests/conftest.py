@@ -1,0 +1,78 @@
+"""Fixtures: a real MLflow tracking server for the session, and ways to run the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from mlflow_version_check.report import load_schema
+from tests.servers import MlflowServer
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real `mlflow server` on a free loopback port for the whole session."""
+    with MlflowServer(tmp_path_factory.mktemp("server1")) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests name their server explicitly; an MLFLOW_* variable of the machine must not leak in.
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+@dataclass(frozen=True)
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def run_command(program: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Run:
+    """Run an installed console script as a user would, in a separate process."""
+    completed = subprocess.run(
+        [str(BIN / program), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    return Run(completed.returncode, completed.stdout, completed.stderr)
+
+
+SCHEMA = load_schema()
+
+
+def load_valid_report(path: Path) -> dict[str, Any]:
+    """Read a report and fail the test unless it validates against the shipped schema."""
+    report: dict[str, Any] = json.loads(path.read_text())
+    jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
+    return report
+
+
+def assert_one_clear_line(run: Run) -> str:
+    """An expected failure: exactly one line on stderr, no traceback."""
+    assert "Traceback" not in run.stderr + run.stdout
+    assert len(run.error_lines) == 1, run.stderr
+    line = run.error_lines[0]
+    assert line.startswith("error: ")
+    assert "Fix" in line or "fix" in line, line
+    return line

@@ -1,0 +1,265 @@
+"""`check` end to end against a real `mlflow server`: resolution, sources, reports, integrity."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlflow_version_check import check_model_version
+from mlflow_version_check.cli import check_model_version_main, main
+from tests import models
+from tests.conftest import assert_one_clear_line, load_valid_report, run_command
+from tests.servers import MlflowServer
+
+pytestmark = pytest.mark.server
+
+_names = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{next(_names)}"
+
+
+@pytest.fixture(scope="module")
+def promoted(mlflow_server: MlflowServer) -> models.Registered:
+    """A model with two versions; version 2 has alias 'champion' and is in Production."""
+    name = unique("promoted")
+    models.log_sklearn(mlflow_server.url, name, seed=1)
+    second = models.log_sklearn(mlflow_server.url, name, seed=2)
+    models.set_alias(mlflow_server.url, name, "champion", second.version)
+    models.set_stage(mlflow_server.url, name, second.version, "Production")
+    return second
+
+
+@pytest.mark.parametrize(
+    ("version_or_stage", "resolved_by"),
+    [
+        pytest.param("2", "version", id="version-number"),
+        pytest.param("@champion", "alias", id="at-alias"),
+        pytest.param("champion", "alias", id="bare-alias"),
+        pytest.param("latest", "latest", id="latest"),
+        pytest.param("production", "stage", id="stage-lower-case"),
+        pytest.param("PRODUCTION", "stage", id="stage-upper-case"),
+    ],
+)
+def test_check_resolves_and_passes(
+    mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path, version_or_stage: str, resolved_by: str
+) -> None:
+    """Every way of naming version 2 resolves to it, passes, and gives a valid seed-compatible report."""
+    report_file = tmp_path / "reports" / "check.json"
+    code = check_model_version_main(
+        [
+            "--model", promoted.name,
+            "--version-or-stage", version_or_stage,
+            "--tracking-uri", mlflow_server.url,
+            "--report-file", str(report_file),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = load_valid_report(report_file)
+    assert report["status"] == "passed"
+    assert report["Comparison"]["equals"] is True
+    version = report["Model_Version"]
+    assert (version["version"], version["resolved_by"]) == ("2", resolved_by)
+    assert version["aliases"] == ["champion"]
+    assert version["stage"] == "Production"
+    run_hash = report["Comparison"]["run_model"]["local_path"]["hash"]
+    reg_hash = report["Comparison"]["reg_model"]["local_path"]["hash"]
+    assert len(run_hash) == 64 and run_hash == reg_hash
+    assert report["Comparison"]["run_model"]["download_uri"] == promoted.source
+    assert report["Comparison"]["reg_model"]["download_uri"].startswith("mlflow-artifacts:/")
+
+
+def test_open_source_registry_is_reported_as_same_location(
+    mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path
+) -> None:
+    """On open-source MLflow the run and registry model are one location: downloaded once, integrity verified."""
+    report_file = tmp_path / "check.json"
+    assert main(["check", "--model", promoted.name, "--version-or-stage", "2",
+                 "--tracking-uri", mlflow_server.url, "--report-file", str(report_file)]) == 0  # fmt: skip
+    comparison = load_valid_report(report_file)["Comparison"]
+    assert comparison["same_location"] is True
+    assert comparison["method"] == "integrity"
+    assert comparison["run_model"]["downloaded"] is True
+    assert comparison["reg_model"]["downloaded"] is False
+    integrity = comparison["integrity"]
+    assert integrity["ok"] and integrity["mlmodel_parses"]
+    referenced = {ref["path"] for ref in integrity["references"]}
+    assert {"model.pkl", "conda.yaml", "python_env.yaml", "input_example.json"} <= referenced
+    assert integrity["model_size_bytes"] is not None
+    assert integrity["counted_bytes"] == integrity["model_size_bytes"]
+
+
+@pytest.mark.parametrize(
+    "register",
+    [
+        pytest.param(lambda url, name: models.log_sklearn(url, name), id="logged-model-models-m-id"),
+        pytest.param(
+            lambda url, name: models.register_run_artifacts(url, name, source_form="runs"), id="runs-uri"
+        ),
+        pytest.param(
+            lambda url, name: models.register_run_artifacts(url, name, source_form="location"),
+            id="artifact-location",
+        ),
+        pytest.param(lambda url, name: models.log_directory_flavor(url, name), id="directory-flavor"),
+    ],
+)
+def test_every_source_form_resolves_and_downloads(mlflow_server: MlflowServer, register, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Versions registered from models:/m-..., runs:/ and an artifact location all download and pass."""
+    version = register(mlflow_server.url, unique("source"))
+    result = check_model_version(
+        version.name, version.version, tracking_uri=mlflow_server.url, download_dir=tmp_path
+    )
+    assert result.equals
+    assert result.version.source == version.source
+    assert result.run_model.integrity.ok
+    assert "MLmodel" in result.run_model.manifest
+    local = Path(result.run_model.local_path)
+    assert (local / "MLmodel").is_file()
+    assert len(result.run_model.manifest) == sum(1 for p in local.rglob("*") if p.is_file())
+
+
+def test_source_forms_point_at_what_they_claim(mlflow_server: MlflowServer) -> None:
+    """The helper really produces the three source forms the check must handle."""
+    assert models.log_sklearn(mlflow_server.url, unique("form")).source.startswith("models:/m-")
+    assert models.register_run_artifacts(mlflow_server.url, unique("form"), source_form="runs").source.startswith("runs:/")
+    assert models.register_run_artifacts(
+        mlflow_server.url, unique("form"), source_form="location"
+    ).source.startswith("mlflow-artifacts:/")
+
+
+def test_directory_flavor_files_are_all_compared(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """The nested artifacts folder of a directory-format model is in the manifest, file by file."""
+    version = models.log_directory_flavor(mlflow_server.url, unique("dir"))
+    result = check_model_version(version.name, "latest", tracking_uri=mlflow_server.url)
+    nested = [path for path in result.run_model.manifest if path.startswith("artifacts/")]
+    assert len(nested) == 3
+    assert not Path(result.download_dir).exists(), "the default temporary directory is removed"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [
+        pytest.param(lambda d: (d / "model.pkl").unlink(), "MLmodel names model.pkl", id="native-file-deleted"),
+        pytest.param(
+            lambda d: (d / "model.pkl").write_bytes((d / "model.pkl").read_bytes()[:-10]),
+            "model_size_bytes",
+            id="native-file-truncated",
+        ),
+        pytest.param(lambda d: (d / "extra.bin").write_bytes(b"x" * 100), "model_size_bytes", id="file-added"),
+    ],
+)
+def test_tampered_same_location_model_fails(mlflow_server: MlflowServer, tmp_path: Path, tamper, problem: str) -> None:  # type: ignore[no-untyped-def]
+    """A model whose stored files no longer match its MLmodel fails the integrity check: exit 1."""
+    version = models.log_sklearn(mlflow_server.url, unique("tampered"))
+    tamper(models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version))
+    report_file = tmp_path / "check.json"
+    run = run_command(
+        "check-model-version", "--model", version.name, "--version-or-stage", version.version,
+        "--tracking-uri", mlflow_server.url, "--report-file", str(report_file),
+    )  # fmt: skip
+    assert run.exit_code == 1, run.stderr
+    report = load_valid_report(report_file)
+    assert report["status"] == "failed" and report["equals"] is False
+    problems = report["Comparison"]["integrity"]["problems"]
+    assert any(problem in text for text in problems), problems
+    assert "problem:" in run.stdout
+
+
+def test_download_dir_gets_a_fresh_subdirectory_each_run(
+    mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path
+) -> None:
+    """A given --download-dir is never mixed with an earlier run's files, and nothing in it is deleted."""
+    download_dir = tmp_path / "downloads"
+    stale = download_dir / "run_model" / "stale.bin"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left over from an earlier run")
+    first = check_model_version(promoted.name, "2", tracking_uri=mlflow_server.url, download_dir=download_dir)
+    second = check_model_version(promoted.name, "2", tracking_uri=mlflow_server.url, download_dir=download_dir)
+    assert first.equals and second.equals
+    assert first.download_dir != second.download_dir
+    for result in (first, second):
+        assert Path(result.download_dir).parent == download_dir.resolve()
+        assert "stale.bin" not in {Path(p).name for p in result.run_model.manifest}
+        assert Path(result.run_model.local_path, "MLmodel").is_file()
+    assert stale.read_bytes() == b"left over from an earlier run"
+
+
+def test_native_model_auto_reports_the_native_file(
+    mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path
+) -> None:
+    """--native-model auto narrows to sklearn's pickled model; the seed's hash is that file's SHA-256."""
+    import hashlib
+
+    report_file = tmp_path / "check.json"
+    download_dir = tmp_path / "dl"
+    assert check_model_version_main([
+        "--model", promoted.name, "--version-or-stage", "2", "--tracking-uri", mlflow_server.url,
+        "--native-model", "auto", "--download-dir", str(download_dir), "--report-file", str(report_file),
+    ]) == 0  # fmt: skip
+    run_model = load_valid_report(report_file)["Comparison"]["run_model"]
+    path = Path(run_model["local_path"]["path"])
+    assert path.name == "model.pkl" and path.is_file()
+    assert run_model["local_path"]["hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert run_model["files"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "words"),
+    [
+        pytest.param(["--model", "no_such_model", "--version-or-stage", "1"], 3, "not found", id="missing-model"),
+        pytest.param(["--version-or-stage", "99"], 3, "version 99", id="missing-version"),
+        pytest.param(["--version-or-stage", "@nosuchalias"], 3, "no alias 'nosuchalias'", id="unknown-alias"),
+        pytest.param(["--version-or-stage", "archived"], 3, "no version in stage Archived", id="empty-stage"),
+        pytest.param(["--version-or-stage", ""], 2, "version or stage is empty", id="empty-version"),
+        pytest.param(["--timeout", "-1", "--version-or-stage", "1"], 2, "--timeout", id="bad-timeout"),
+        pytest.param(["--version-or-stage", "1", "--bogus"], 2, "No such option", id="unknown-option"),
+        pytest.param(["--native-model", "nope.pkl", "--version-or-stage", "2"], 2, "nope.pkl", id="native-missing"),
+    ],
+)
+def test_failures_give_one_clear_line(
+    mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path, args: list[str], exit_code: int, words: str
+) -> None:
+    """Missing model, version, alias, stage and bad options: the documented exit code and one clear line."""
+    if "--model" not in args:
+        args = ["--model", promoted.name, *args]
+    report_file = tmp_path / "r.json"
+    run = run_command(
+        "check-model-version", *args, "--tracking-uri", mlflow_server.url, "--report-file", str(report_file)
+    )
+    assert run.exit_code == exit_code, run.stderr
+    assert words in assert_one_clear_line(run)
+    if exit_code == 3 or "native" in words or "nope" in words:
+        report = load_valid_report(report_file)
+        assert report["status"] == "error"
+        assert report["error"]["exit_code"] == exit_code
+
+
+def test_error_report_keeps_what_was_resolved(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """A version whose files are gone: exit 3, and the report still names the resolved version."""
+    version = models.log_sklearn(mlflow_server.url, unique("deleted"))
+    shutil.rmtree(models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version))
+    report_file = tmp_path / "r.json"
+    run = run_command(
+        "check-model-version", "--model", version.name, "--version-or-stage", "latest",
+        "--tracking-uri", mlflow_server.url, "--report-file", str(report_file),
+    )  # fmt: skip
+    assert run.exit_code == 3
+    assert "no files at" in assert_one_clear_line(run)
+    report = load_valid_report(report_file)
+    assert report["error"]["type"] == "ArtifactNotFound"
+    assert report["Model_Version"]["version"] == version.version
+    assert report["Model_Version"]["resolved_by"] == "latest"
+
+
+def test_tracking_uri_from_environment(mlflow_server: MlflowServer, promoted: models.Registered) -> None:
+    """Like the seed, check-model-version takes its server from MLFLOW_TRACKING_URI."""
+    run = run_command(
+        "check-model-version", "--model", promoted.name, "--version-or-stage", "@champion",
+        env={"MLFLOW_TRACKING_URI": mlflow_server.url},
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    assert "check PASSED" in run.stdout
