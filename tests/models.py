@@ -71,7 +71,10 @@ def save_sklearn_locally(directory: Path, *, seed: int = 0) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlflow.sklearn.save_model(
-            fit_sklearn(seed), str(path), serialization_format="cloudpickle", pip_requirements=PIP_REQUIREMENTS
+            fit_sklearn(seed),
+            str(path),
+            serialization_format="cloudpickle",
+            pip_requirements=PIP_REQUIREMENTS,
         )
     return path
 
@@ -111,7 +114,9 @@ class _Scaler(mlflow.pyfunc.PythonModel):  # type: ignore[misc, name-defined]
         return model_input
 
 
-def log_directory_flavor(tracking_uri: str, name: str, *, files: dict[str, bytes] | None = None) -> Registered:
+def log_directory_flavor(
+    tracking_uri: str, name: str, *, files: dict[str, bytes] | None = None
+) -> Registered:
     """A python_function model with an artifacts/ folder (nested files), registered by name."""
     client = _client(tracking_uri)
     contents = files or {

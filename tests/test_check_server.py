@@ -46,18 +46,26 @@ def promoted(mlflow_server: MlflowServer) -> models.Registered:
     ],
 )
 def test_check_resolves_and_passes(
-    mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path, version_or_stage: str, resolved_by: str
+    mlflow_server: MlflowServer,
+    promoted: models.Registered,
+    tmp_path: Path,
+    version_or_stage: str,
+    resolved_by: str,
 ) -> None:
     """Every way of naming version 2 resolves to it, passes, and gives a valid seed-compatible report."""
     report_file = tmp_path / "reports" / "check.json"
     code = check_model_version_main(
         [
-            "--model", promoted.name,
-            "--version-or-stage", version_or_stage,
-            "--tracking-uri", mlflow_server.url,
-            "--report-file", str(report_file),
+            "--model",
+            promoted.name,
+            "--version-or-stage",
+            version_or_stage,
+            "--tracking-uri",
+            mlflow_server.url,
+            "--report-file",
+            str(report_file),
         ]
-    )  # fmt: skip
+    )
     assert code == 0
     report = load_valid_report(report_file)
     assert report["status"] == "passed"
@@ -76,10 +84,24 @@ def test_check_resolves_and_passes(
 def test_open_source_registry_is_reported_as_same_location(
     mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path
 ) -> None:
-    """On open-source MLflow the run and registry model are one location: downloaded once, integrity verified."""
+    """Open-source MLflow: run and registry model are one location, downloaded once, integrity verified."""
     report_file = tmp_path / "check.json"
-    assert main(["check", "--model", promoted.name, "--version-or-stage", "2",
-                 "--tracking-uri", mlflow_server.url, "--report-file", str(report_file)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "check",
+                "--model",
+                promoted.name,
+                "--version-or-stage",
+                "2",
+                "--tracking-uri",
+                mlflow_server.url,
+                "--report-file",
+                str(report_file),
+            ]
+        )
+        == 0
+    )
     comparison = load_valid_report(report_file)["Comparison"]
     assert comparison["same_location"] is True
     assert comparison["method"] == "integrity"
@@ -96,7 +118,7 @@ def test_open_source_registry_is_reported_as_same_location(
 @pytest.mark.parametrize(
     "register",
     [
-        pytest.param(lambda url, name: models.log_sklearn(url, name), id="logged-model-models-m-id"),
+        pytest.param(models.log_sklearn, id="logged-model-models-m-id"),
         pytest.param(
             lambda url, name: models.register_run_artifacts(url, name, source_form="runs"), id="runs-uri"
         ),
@@ -104,10 +126,12 @@ def test_open_source_registry_is_reported_as_same_location(
             lambda url, name: models.register_run_artifacts(url, name, source_form="location"),
             id="artifact-location",
         ),
-        pytest.param(lambda url, name: models.log_directory_flavor(url, name), id="directory-flavor"),
+        pytest.param(models.log_directory_flavor, id="directory-flavor"),
     ],
 )
-def test_every_source_form_resolves_and_downloads(mlflow_server: MlflowServer, register, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_source_form_resolves_and_downloads(
+    mlflow_server: MlflowServer, register, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     """Versions registered from models:/m-..., runs:/ and an artifact location all download and pass."""
     version = register(mlflow_server.url, unique("source"))
     result = check_model_version(
@@ -125,7 +149,9 @@ def test_every_source_form_resolves_and_downloads(mlflow_server: MlflowServer, r
 def test_source_forms_point_at_what_they_claim(mlflow_server: MlflowServer) -> None:
     """The helper really produces the three source forms the check must handle."""
     assert models.log_sklearn(mlflow_server.url, unique("form")).source.startswith("models:/m-")
-    assert models.register_run_artifacts(mlflow_server.url, unique("form"), source_form="runs").source.startswith("runs:/")
+    assert models.register_run_artifacts(
+        mlflow_server.url, unique("form"), source_form="runs"
+    ).source.startswith("runs:/")
     assert models.register_run_artifacts(
         mlflow_server.url, unique("form"), source_form="location"
     ).source.startswith("mlflow-artifacts:/")
@@ -143,24 +169,37 @@ def test_directory_flavor_files_are_all_compared(mlflow_server: MlflowServer, tm
 @pytest.mark.parametrize(
     ("tamper", "problem"),
     [
-        pytest.param(lambda d: (d / "model.pkl").unlink(), "MLmodel names model.pkl", id="native-file-deleted"),
+        pytest.param(
+            lambda d: (d / "model.pkl").unlink(), "MLmodel names model.pkl", id="native-file-deleted"
+        ),
         pytest.param(
             lambda d: (d / "model.pkl").write_bytes((d / "model.pkl").read_bytes()[:-10]),
             "model_size_bytes",
             id="native-file-truncated",
         ),
-        pytest.param(lambda d: (d / "extra.bin").write_bytes(b"x" * 100), "model_size_bytes", id="file-added"),
+        pytest.param(
+            lambda d: (d / "extra.bin").write_bytes(b"x" * 100), "model_size_bytes", id="file-added"
+        ),
     ],
 )
-def test_tampered_same_location_model_fails(mlflow_server: MlflowServer, tmp_path: Path, tamper, problem: str) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_same_location_model_fails(
+    mlflow_server: MlflowServer, tmp_path: Path, tamper, problem: str
+) -> None:  # type: ignore[no-untyped-def]
     """A model whose stored files no longer match its MLmodel fails the integrity check: exit 1."""
     version = models.log_sklearn(mlflow_server.url, unique("tampered"))
     tamper(models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version))
     report_file = tmp_path / "check.json"
     run = run_command(
-        "check-model-version", "--model", version.name, "--version-or-stage", version.version,
-        "--tracking-uri", mlflow_server.url, "--report-file", str(report_file),
-    )  # fmt: skip
+        "check-model-version",
+        "--model",
+        version.name,
+        "--version-or-stage",
+        version.version,
+        "--tracking-uri",
+        mlflow_server.url,
+        "--report-file",
+        str(report_file),
+    )
     assert run.exit_code == 1, run.stderr
     report = load_valid_report(report_file)
     assert report["status"] == "failed" and report["equals"] is False
@@ -178,7 +217,9 @@ def test_download_dir_gets_a_fresh_subdirectory_each_run(
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left over from an earlier run")
     first = check_model_version(promoted.name, "2", tracking_uri=mlflow_server.url, download_dir=download_dir)
-    second = check_model_version(promoted.name, "2", tracking_uri=mlflow_server.url, download_dir=download_dir)
+    second = check_model_version(
+        promoted.name, "2", tracking_uri=mlflow_server.url, download_dir=download_dir
+    )
     assert first.equals and second.equals
     assert first.download_dir != second.download_dir
     for result in (first, second):
@@ -196,10 +237,25 @@ def test_native_model_auto_reports_the_native_file(
 
     report_file = tmp_path / "check.json"
     download_dir = tmp_path / "dl"
-    assert check_model_version_main([
-        "--model", promoted.name, "--version-or-stage", "2", "--tracking-uri", mlflow_server.url,
-        "--native-model", "auto", "--download-dir", str(download_dir), "--report-file", str(report_file),
-    ]) == 0  # fmt: skip
+    assert (
+        check_model_version_main(
+            [
+                "--model",
+                promoted.name,
+                "--version-or-stage",
+                "2",
+                "--tracking-uri",
+                mlflow_server.url,
+                "--native-model",
+                "auto",
+                "--download-dir",
+                str(download_dir),
+                "--report-file",
+                str(report_file),
+            ]
+        )
+        == 0
+    )
     run_model = load_valid_report(report_file)["Comparison"]["run_model"]
     path = Path(run_model["local_path"]["path"])
     assert path.name == "model.pkl" and path.is_file()
@@ -210,18 +266,27 @@ def test_native_model_auto_reports_the_native_file(
 @pytest.mark.parametrize(
     ("args", "exit_code", "words"),
     [
-        pytest.param(["--model", "no_such_model", "--version-or-stage", "1"], 3, "not found", id="missing-model"),
+        pytest.param(
+            ["--model", "no_such_model", "--version-or-stage", "1"], 3, "not found", id="missing-model"
+        ),
         pytest.param(["--version-or-stage", "99"], 3, "version 99", id="missing-version"),
         pytest.param(["--version-or-stage", "@nosuchalias"], 3, "no alias 'nosuchalias'", id="unknown-alias"),
         pytest.param(["--version-or-stage", "archived"], 3, "no version in stage Archived", id="empty-stage"),
         pytest.param(["--version-or-stage", ""], 2, "version or stage is empty", id="empty-version"),
         pytest.param(["--timeout", "-1", "--version-or-stage", "1"], 2, "--timeout", id="bad-timeout"),
         pytest.param(["--version-or-stage", "1", "--bogus"], 2, "No such option", id="unknown-option"),
-        pytest.param(["--native-model", "nope.pkl", "--version-or-stage", "2"], 2, "nope.pkl", id="native-missing"),
+        pytest.param(
+            ["--native-model", "nope.pkl", "--version-or-stage", "2"], 2, "nope.pkl", id="native-missing"
+        ),
     ],
 )
 def test_failures_give_one_clear_line(
-    mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path, args: list[str], exit_code: int, words: str
+    mlflow_server: MlflowServer,
+    promoted: models.Registered,
+    tmp_path: Path,
+    args: list[str],
+    exit_code: int,
+    words: str,
 ) -> None:
     """Missing model, version, alias, stage and bad options: the documented exit code and one clear line."""
     if "--model" not in args:
@@ -244,9 +309,16 @@ def test_error_report_keeps_what_was_resolved(mlflow_server: MlflowServer, tmp_p
     shutil.rmtree(models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version))
     report_file = tmp_path / "r.json"
     run = run_command(
-        "check-model-version", "--model", version.name, "--version-or-stage", "latest",
-        "--tracking-uri", mlflow_server.url, "--report-file", str(report_file),
-    )  # fmt: skip
+        "check-model-version",
+        "--model",
+        version.name,
+        "--version-or-stage",
+        "latest",
+        "--tracking-uri",
+        mlflow_server.url,
+        "--report-file",
+        str(report_file),
+    )
     assert run.exit_code == 3
     assert "no files at" in assert_one_clear_line(run)
     report = load_valid_report(report_file)
@@ -258,8 +330,12 @@ def test_error_report_keeps_what_was_resolved(mlflow_server: MlflowServer, tmp_p
 def test_tracking_uri_from_environment(mlflow_server: MlflowServer, promoted: models.Registered) -> None:
     """Like the seed, check-model-version takes its server from MLFLOW_TRACKING_URI."""
     run = run_command(
-        "check-model-version", "--model", promoted.name, "--version-or-stage", "@champion",
+        "check-model-version",
+        "--model",
+        promoted.name,
+        "--version-or-stage",
+        "@champion",
         env={"MLFLOW_TRACKING_URI": mlflow_server.url},
-    )  # fmt: skip
+    )
     assert run.exit_code == 0, run.stderr
     assert "check PASSED" in run.stdout

@@ -12,8 +12,8 @@ import pytest
 from mlflow_version_check.comparison import (
     MLMODEL_IDENTITY_FIELDS,
     compare_trees,
-    native_model_path,
     narrow_both,
+    native_model_paths,
 )
 from mlflow_version_check.errors import NativeModelNotFound
 from mlflow_version_check.manifest import hash_file, manifest_of_directory, tree_digest
@@ -128,7 +128,9 @@ def _signature(root: Path) -> None:
     ("mutate", "expected"),
     [
         pytest.param(_change_nested, [("data/weights/layer1.bin", "changed")], id="nested-file-changed"),
-        pytest.param(_same_size_same_mtime, [("data/weights/layer0.bin", "changed")], id="same-size-same-mtime"),
+        pytest.param(
+            _same_size_same_mtime, [("data/weights/layer0.bin", "changed")], id="same-size-same-mtime"
+        ),
         pytest.param(_add, [("data/weights/extra.bin", "right_only")], id="added-file"),
         pytest.param(_remove, [("data/weights/layer1.bin", "left_only")], id="removed-file"),
         pytest.param(
@@ -197,7 +199,9 @@ def test_mlmodel_identity_fields_are_ignored_and_reported(trees: tuple[Path, Pat
     assert set(ignored) == {"run_id", "model_id", "model_uuid", "utc_time_created", "artifact_path"}
     assert ignored["run_id"] == ("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210")
     assert ignored["utc_time_created"] == ("2026-01-01 10:00:00.000000", "2026-06-30 12:34:56.000000")
-    assert all(item.path == "MLmodel" and item.rule == "mlmodel-identity-field" for item in comparison.ignored)
+    assert all(
+        item.path == "MLmodel" and item.rule == "mlmodel-identity-field" for item in comparison.ignored
+    )
     assert set(ignored) <= set(MLMODEL_IDENTITY_FIELDS)
 
 
@@ -269,11 +273,29 @@ def test_symlink_in_tree_is_refused(trees: tuple[Path, Path]) -> None:
         manifest_of_directory(left)
 
 
+PYTHON_MODEL_MLMODEL = """\
+flavors:
+  python_function:
+    artifacts:
+      net:
+        path: artifacts/net
+        uri: /tmp/somewhere/net
+    code: null
+    loader_module: mlflow.pyfunc.model
+    python_model: python_model.pkl
+"""
+
+
 def test_native_model_auto_finds_pickled_model() -> None:
     """auto reads the model's own flavor first (sklearn pickled_model)."""
-    assert native_model_path(MLMODEL) == "model.pkl"
-    assert native_model_path("flavors:\n  python_function:\n    model_path: net\n") == "net"
-    assert native_model_path("not: [yaml") is None
+    assert native_model_paths(MLMODEL) == ("model.pkl",)
+    assert native_model_paths("flavors:\n  python_function:\n    model_path: net\n") == ("net",)
+    assert native_model_paths("not: [yaml") == ()
+
+
+def test_native_model_auto_keeps_a_python_models_artifacts() -> None:
+    """A custom python_model's weights live in its artifacts: auto keeps them with the pickle."""
+    assert native_model_paths(PYTHON_MODEL_MLMODEL) == ("python_model.pkl", "artifacts/net")
 
 
 def test_native_model_narrows_to_one_file(trees: tuple[Path, Path]) -> None:
@@ -281,10 +303,10 @@ def test_native_model_narrows_to_one_file(trees: tuple[Path, Path]) -> None:
     left, right = trees
     _change_nested(right)
     manifest_left, manifest_right = manifest_of_directory(left), manifest_of_directory(right)
-    narrowed_left, narrowed_right, paths = narrow_both(
+    narrowed_left, narrowed_right, left_paths, right_paths = narrow_both(
         manifest_left, manifest_right, "auto", left_mlmodel=MLMODEL, right_mlmodel=MLMODEL
     )
-    assert paths == {"left": "model.pkl", "right": "model.pkl"}
+    assert left_paths == right_paths == ("model.pkl",)
     comparison = compare_trees(narrowed_left, narrowed_right)
     assert comparison.equals
     assert comparison.left.hash == manifest_left["model.pkl"].sha256
@@ -294,8 +316,12 @@ def test_native_model_folder_catches_nested_change(trees: tuple[Path, Path]) -> 
     """A folder as native model still compares every file inside it."""
     left, right = trees
     _change_nested(right)
-    narrowed_left, narrowed_right, _ = narrow_both(
-        manifest_of_directory(left), manifest_of_directory(right), "data/", left_mlmodel=None, right_mlmodel=None
+    narrowed_left, narrowed_right, _, _ = narrow_both(
+        manifest_of_directory(left),
+        manifest_of_directory(right),
+        "data/",
+        left_mlmodel=None,
+        right_mlmodel=None,
     )
     comparison = compare_trees(narrowed_left, narrowed_right)
     assert [d.path for d in comparison.differences] == ["data/weights/layer1.bin"]
@@ -305,7 +331,13 @@ def test_native_model_missing_everywhere_is_a_usage_error(trees: tuple[Path, Pat
     """A native path in neither model is a wrong option (exit 2), not a silent pass."""
     left, right = trees
     with pytest.raises(NativeModelNotFound) as caught:
-        narrow_both(manifest_of_directory(left), manifest_of_directory(right), "nope.pkl", left_mlmodel=None, right_mlmodel=None)
+        narrow_both(
+            manifest_of_directory(left),
+            manifest_of_directory(right),
+            "nope.pkl",
+            left_mlmodel=None,
+            right_mlmodel=None,
+        )
     assert caught.value.exit_code == 2
 
 
@@ -313,8 +345,34 @@ def test_native_model_missing_on_one_side_is_a_difference(trees: tuple[Path, Pat
     """The native file missing from one copy is a difference, never an error or a pass."""
     left, right = trees
     (right / "model.pkl").unlink()
-    narrowed_left, narrowed_right, _ = narrow_both(
-        manifest_of_directory(left), manifest_of_directory(right), "model.pkl", left_mlmodel=None, right_mlmodel=None
+    narrowed_left, narrowed_right, _, _ = narrow_both(
+        manifest_of_directory(left),
+        manifest_of_directory(right),
+        "model.pkl",
+        left_mlmodel=None,
+        right_mlmodel=None,
     )
     comparison = compare_trees(narrowed_left, narrowed_right)
     assert [(d.path, d.kind) for d in comparison.differences] == [("model.pkl", "left_only")]
+
+
+def test_integrity_follows_a_python_models_artifacts() -> None:
+    """Integrity checks the pickled class and each artifact folder that MLmodel names."""
+    from mlflow_version_check.integrity import check_integrity
+    from mlflow_version_check.manifest import FileEntry
+
+    entry = FileEntry(size=1, sha256="0" * 64)
+    complete = {"MLmodel": entry, "python_model.pkl": entry, "artifacts/net/weights.bin": entry}
+    report = check_integrity(complete, PYTHON_MODEL_MLMODEL)
+    assert report.ok
+    assert {(ref.key, ref.path) for ref in report.references} == {
+        ("flavors.python_function.artifacts.net.path", "artifacts/net"),
+        ("flavors.python_function.python_model", "python_model.pkl"),
+    }
+    missing = {"MLmodel": entry, "python_model.pkl": entry}
+    broken = check_integrity(missing, PYTHON_MODEL_MLMODEL)
+    assert not broken.ok
+    assert broken.problems == (
+        "MLmodel names artifacts/net (flavors.python_function.artifacts.net.path) "
+        "but the model has no such file or folder",
+    )

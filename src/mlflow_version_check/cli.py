@@ -53,7 +53,11 @@ DownloadDirOption = Annotated[
 ]
 ReportFileOption = Annotated[
     str | None,
-    typer.Option("--report-file", help="Write the JSON report here (parent directories are created).", show_default=False),
+    typer.Option(
+        "--report-file",
+        help="Write the JSON report here (parent directories are created).",
+        show_default=False,
+    ),
 ]
 TrackingUriOption = Annotated[
     str | None,
@@ -66,11 +70,17 @@ TrackingUriOption = Annotated[
 ]
 RegistryUriOption = Annotated[
     str | None,
-    typer.Option("--registry-uri", help="Model registry URI. Default: $MLFLOW_REGISTRY_URI, else the tracking URI.", show_default=False),
+    typer.Option(
+        "--registry-uri",
+        help="Model registry URI. Default: $MLFLOW_REGISTRY_URI, else the tracking URI.",
+        show_default=False,
+    ),
 ]
 StrictOption = Annotated[
     bool,
-    typer.Option("--strict", help="Compare bytes only: MLmodel identity fields (run_id, model_id, ...) count too."),
+    typer.Option(
+        "--strict", help="Compare bytes only: MLmodel identity fields (run_id, model_id, ...) count too."
+    ),
 ]
 NativeModelOption = Annotated[
     str | None,
@@ -85,7 +95,10 @@ TimeoutOption = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for each HTTP request to a server.", min=0.1)
 ]
 RetriesOption = Annotated[
-    int, typer.Option("--retries", help="Retries of a failed HTTP request (429, 5xx, connection errors).", min=0, max=20)
+    int,
+    typer.Option(
+        "--retries", help="Retries of a failed HTTP request (429, 5xx, connection errors).", min=0, max=20
+    ),
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show MLflow's log and each step on stderr.")]
 
@@ -143,7 +156,9 @@ def check_report_path(report_file: str | None) -> None:
         return
     path = Path(report_file).expanduser()
     if path.is_dir():
-        raise ReportPathError(f"--report-file {path} is a directory. Fix: give a file path, e.g. {path}/report.json.")
+        raise ReportPathError(
+            f"--report-file {path} is a directory. Fix: give a file path, e.g. {path}/report.json."
+        )
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -188,11 +203,13 @@ def run_check(
     from .core import check_model_version, resolve_server_uris
     from .report import check_report, check_summary, error_report
 
+    shown_tracking = redact(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")) or None
+    shown_registry = redact(registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")) or None
     options = {
         "model": model,
         "version_or_stage": version_or_stage,
-        "tracking_uri": redact(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")) or None,
-        "registry_uri": redact(registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")) or None,
+        "tracking_uri": shown_tracking,
+        "registry_uri": shown_registry,
         "strict": strict,
         "native_model": native_model,
         "download_dir": download_dir,
@@ -221,9 +238,7 @@ def run_check(
         )
     except VersionCheckError as exc:
         progress.finish()
-        report = error_report(
-            "check", exc, options, tracking_uri=options["tracking_uri"], registry_uri=options["registry_uri"]
-        )
+        report = error_report("check", exc, options, tracking_uri=shown_tracking, registry_uri=shown_registry)
         if not isinstance(exc, ReportPathError):
             _write(report, report_file)
         fail(exc.message)
@@ -320,8 +335,17 @@ def _check_model_version(
     Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check.
     """
     return check_command(
-        model, version_or_stage, download_dir, report_file, tracking_uri, registry_uri, strict,
-        native_model, timeout, retries, verbose,
+        model,
+        version_or_stage,
+        download_dir,
+        report_file,
+        tracking_uri,
+        registry_uri,
+        strict,
+        native_model,
+        timeout,
+        retries,
+        verbose,
     )
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
@@ -77,7 +76,6 @@ class TreeComparison:
     differences: tuple[FileDifference, ...]
     ignored: tuple[IgnoredItem, ...]
     strict: bool
-    native_model: dict[str, str] | None = field(default=None)
 
 
 def summarize(manifest: Manifest) -> TreeSummary:
@@ -115,9 +113,7 @@ def parse_mlmodel(text: str | None) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _compare_mlmodel(
-    left_text: str | None, right_text: str | None
-) -> tuple[bool, list[IgnoredItem], str]:
+def _compare_mlmodel(left_text: str | None, right_text: str | None) -> tuple[bool, list[IgnoredItem], str]:
     """Semantic MLmodel comparison: equal but for the identity fields, which are reported."""
     left = parse_mlmodel(left_text)
     right = parse_mlmodel(right_text)
@@ -208,14 +204,21 @@ NATIVE_MODEL_KEYS = (
     "model_path",
 )
 
+NativePaths = tuple[str, ...]
 
-def native_model_path(mlmodel_text: str | None) -> str | None:
-    """Find the native model file or folder from the flavor configuration (not pyfunc's wrapper)."""
+
+def native_model_paths(mlmodel_text: str | None) -> NativePaths:
+    """Find the native model's files or folders from the flavor configuration.
+
+    The model's own flavor comes first (python_function only describes how to load it). A custom
+    python_model has no single native file: its pickled class, its artifacts and its code together
+    make the model, so all of them are returned (narrowing to the pickle alone would hide changed
+    weights).
+    """
     mlmodel = parse_mlmodel(mlmodel_text)
     if mlmodel is None or not isinstance(mlmodel.get("flavors"), dict):
-        return None
+        return ()
     flavors: dict[str, Any] = mlmodel["flavors"]
-    # The model's own flavor first; python_function only describes how to load it.
     ordered = [name for name in flavors if name != "python_function"] + (
         ["python_function"] if "python_function" in flavors else []
     )
@@ -223,26 +226,43 @@ def native_model_path(mlmodel_text: str | None) -> str | None:
         config = flavors[name]
         if not isinstance(config, dict):
             continue
+        if isinstance(config.get("python_model"), str):
+            paths = [config["python_model"]]
+            artifacts = config.get("artifacts")
+            if isinstance(artifacts, dict):
+                paths.extend(
+                    item["path"]
+                    for item in artifacts.values()
+                    if isinstance(item, dict) and isinstance(item.get("path"), str)
+                )
+            if isinstance(config.get("code"), str):
+                paths.append(config["code"])
+            return tuple(path.strip("/") for path in paths if _is_relative(path))
         for key in NATIVE_MODEL_KEYS:
             value = config.get(key)
-            if isinstance(value, str) and value and not _is_absolute_or_uri(value):
-                return value.strip("/")
-    return None
+            if isinstance(value, str) and _is_relative(value):
+                return (value.strip("/"),)
+    return ()
 
 
-def _is_absolute_or_uri(value: str) -> bool:
-    return value.startswith("/") or "://" in value or value.startswith("\\")
+def _is_relative(value: str) -> bool:
+    return bool(value.strip("/")) and not (value.startswith(("/", "\\")) or "://" in value)
 
 
-def narrow(manifest: Manifest, native_path: str) -> dict[str, FileEntry]:
-    """Keep the one file, or the folder's files, at native_path (relative to the model root)."""
-    native_path = native_path.strip("/")
-    if native_path in ("", "."):
-        return dict(manifest)
-    if native_path in manifest:
-        return {native_path: manifest[native_path]}
-    prefix = native_path + "/"
-    return {path: entry for path, entry in manifest.items() if path.startswith(prefix)}
+def narrow(manifest: Manifest, paths: NativePaths) -> dict[str, FileEntry]:
+    """Keep the files at, or below, any of the paths (relative to the model root)."""
+    kept: dict[str, FileEntry] = {}
+    for given in paths:
+        native_path = given.strip("/")
+        if native_path in ("", "."):
+            return dict(manifest)
+        prefix = native_path + "/"
+        kept.update(
+            (path, entry)
+            for path, entry in manifest.items()
+            if path == native_path or path.startswith(prefix)
+        )
+    return kept
 
 
 def narrow_both(
@@ -252,27 +272,29 @@ def narrow_both(
     *,
     left_mlmodel: str | None,
     right_mlmodel: str | None,
-) -> tuple[dict[str, FileEntry], dict[str, FileEntry], dict[str, str]]:
-    """Narrow both trees to the native model; `auto` finds it per side from MLmodel."""
+) -> tuple[dict[str, FileEntry], dict[str, FileEntry], NativePaths, NativePaths]:
+    """Narrow both trees to the native model; `auto` finds it per side from each MLmodel.
+
+    With `auto`, a side whose MLmodel names other native files keeps those, so the comparison
+    reports the mismatch instead of hiding it.
+    """
     if native == "auto":
-        left_path = native_model_path(left_mlmodel)
-        right_path = native_model_path(right_mlmodel)
-        if left_path is None and right_path is None:
+        left_paths, right_paths = native_model_paths(left_mlmodel), native_model_paths(right_mlmodel)
+        if not left_paths and not right_paths:
             raise NativeModelNotFound(
                 "native_model 'auto' found no native model file in either MLmodel's flavors: the "
                 "flavor names its files under a key this tool does not know. Fix: give the path "
                 "instead, e.g. --native-model model.pkl."
             )
-        # A side without a native path narrows to nothing, so the comparison says it differs.
-        left_path = left_path or (right_path or "")
-        right_path = right_path or left_path
+        left_paths = left_paths or right_paths
+        right_paths = right_paths or left_paths
     else:
-        left_path = right_path = native.strip("/")
-    left_narrow, right_narrow = narrow(left, left_path), narrow(right, right_path)
+        left_paths = right_paths = (native.strip("/"),)
+    left_narrow, right_narrow = narrow(left, left_paths), narrow(right, right_paths)
     if not left_narrow and not right_narrow:
         raise NativeModelNotFound(
             f"native model path '{native}' is in neither model: the path is relative to the model "
             "root and names a file or folder of it. Fix: check the path against the model's files "
             "(e.g. model.pkl, data/), or use 'auto'."
         )
-    return left_narrow, right_narrow, {"left": left_path, "right": right_path}
+    return left_narrow, right_narrow, left_paths, right_paths

@@ -19,8 +19,8 @@ from typing import Any
 
 from .comparison import (
     MLMODEL,
+    NativePaths,
     TreeComparison,
-    TreeSummary,
     compare_trees,
     narrow_both,
     summarize,
@@ -90,9 +90,7 @@ def download_area(download_dir: str | os.PathLike[str] | None, label: str) -> It
         return
     base = Path(download_dir).expanduser()
     if base.exists() and not base.is_dir():
-        raise InvalidOption(
-            f"--download-dir {base} is a file, not a directory. Fix: give a directory path."
-        )
+        raise InvalidOption(f"--download-dir {base} is a file, not a directory. Fix: give a directory path.")
     try:
         base.mkdir(parents=True, exist_ok=True)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -121,39 +119,38 @@ def _downloaded(role: str, data: Mapping[str, Any]) -> DownloadedModel:
     )
 
 
+def narrowed(
+    left: DownloadedModel, right: DownloadedModel, native_model: str | None
+) -> tuple[dict[str, FileEntry], dict[str, FileEntry], NativePaths | None, NativePaths | None]:
+    """The files a comparison covers: all but registered_model_meta, or the native model's."""
+    left_files, right_files = (
+        without_registry_meta(left.manifest)[0],
+        without_registry_meta(right.manifest)[0],
+    )
+    if not native_model:
+        return dict(left.manifest), dict(right.manifest), None, None
+    return narrow_both(
+        left_files,
+        right_files,
+        native_model,
+        left_mlmodel=left.mlmodel_text,
+        right_mlmodel=right.mlmodel_text,
+    )
+
+
 def compare_models(
     left: DownloadedModel, right: DownloadedModel, *, strict: bool, native_model: str | None
-) -> TreeComparison:
+) -> tuple[TreeComparison, NativePaths | None, NativePaths | None]:
     """Compare two downloaded models, narrowed to the native model when one is named."""
-    left_manifest: Mapping[str, FileEntry] = left.manifest
-    right_manifest: Mapping[str, FileEntry] = right.manifest
-    native_paths = None
-    if native_model:
-        left_manifest, right_manifest, native_paths = narrow_both(
-            left.manifest,
-            right.manifest,
-            native_model,
-            left_mlmodel=left.mlmodel_text,
-            right_mlmodel=right.mlmodel_text,
-        )
+    left_files, right_files, left_paths, right_paths = narrowed(left, right, native_model)
     comparison = compare_trees(
-        left_manifest,
-        right_manifest,
-        left_mlmodel=left.mlmodel_text if MLMODEL in left_manifest else None,
-        right_mlmodel=right.mlmodel_text if MLMODEL in right_manifest else None,
+        left_files,
+        right_files,
+        left_mlmodel=left.mlmodel_text if MLMODEL in left_files else None,
+        right_mlmodel=right.mlmodel_text if MLMODEL in right_files else None,
         strict=strict,
     )
-    if native_paths is None:
-        return comparison
-    return TreeComparison(
-        equals=comparison.equals,
-        left=comparison.left,
-        right=comparison.right,
-        differences=comparison.differences,
-        ignored=comparison.ignored,
-        strict=strict,
-        native_model=native_paths,
-    )
+    return comparison, left_paths, right_paths
 
 
 def check_model_version(
@@ -181,7 +178,9 @@ def check_model_version(
     tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
     if native_model is not None and not native_model.strip():
         raise InvalidOption("--native-model is empty. Fix: give a relative path or 'auto'.")
-    server = ServerSpec(tracking_uri=tracking, registry_uri=registry, timeout_seconds=timeout, retries=retries)
+    server = ServerSpec(
+        tracking_uri=tracking, registry_uri=registry, timeout_seconds=timeout, retries=retries
+    )
     started = time.monotonic()
     with download_area(download_dir, "check") as area:
         result = run_worker(
@@ -204,15 +203,17 @@ def check_model_version(
         reg_model = _downloaded("reg_model", result["models"]["reg_model"])
         same_location = bool(result["same_location"])
         try:
-            # One location compared with itself proves nothing: then integrity decides (results.py).
-            comparison = None if same_location else compare_models(
-                run_model, reg_model, strict=strict, native_model=native_model
-            )
-            run_summary, reg_summary = (
-                (comparison.left, comparison.right)
-                if comparison is not None
-                else (_summary(run_model, native_model),) * 2
-            )
+            if same_location:
+                # One location compared with itself proves nothing: integrity decides (results.py).
+                comparison = None
+                files, _, run_paths, _ = narrowed(run_model, run_model, native_model)
+                run_summary = reg_summary = summarize(without_registry_meta(files)[0])
+                reg_paths = run_paths
+            else:
+                comparison, run_paths, reg_paths = compare_models(
+                    run_model, reg_model, strict=strict, native_model=native_model
+                )
+                run_summary, reg_summary = comparison.left, comparison.right
         except VersionCheckError as exc:
             exc.partial.setdefault("version", result["version"])
             raise
@@ -231,18 +232,9 @@ def check_model_version(
             run_summary=run_summary,
             reg_summary=reg_summary,
             native_model=native_model,
+            native_paths=(run_paths or (), reg_paths or ()) if native_model else None,
             strict=strict,
             download_dir=str(area.path),
             download_dir_kept=area.kept,
             timings=timings,
         )
-
-
-def _summary(model: DownloadedModel, native_model: str | None) -> TreeSummary:
-    """Summary of the model tree that a check covers (narrowed to the native model if named)."""
-    files = without_registry_meta(model.manifest)[0]
-    if native_model:
-        files = narrow_both(
-            files, files, native_model, left_mlmodel=model.mlmodel_text, right_mlmodel=model.mlmodel_text
-        )[0]
-    return summarize(files)

@@ -15,6 +15,7 @@ from .manifest import Manifest
 PATH_KEYS = frozenset(
     {
         "pickled_model",
+        "python_model",
         "model_path",
         "data",
         "code",
@@ -71,9 +72,11 @@ class IntegrityReport:
 
 
 def _references(node: Any, parent_key: str = "") -> Iterator[tuple[str, str]]:
+    in_artifacts = ".artifacts." in f".{parent_key}."
     if isinstance(node, dict):
         for key, value in node.items():
-            if isinstance(value, str) and key in PATH_KEYS:
+            # A python_model's artifacts map names to {path: <in the model>, uri: <where it came from>}.
+            if isinstance(value, str) and (key in PATH_KEYS or (in_artifacts and key == "path")):
                 yield (f"{parent_key}.{key}" if parent_key else str(key)), value
             elif isinstance(value, dict | list):
                 yield from _references(value, f"{parent_key}.{key}" if parent_key else str(key))

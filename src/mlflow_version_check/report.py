@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .comparison import FileDifference, IgnoredItem, TreeComparison, TreeSummary
+from .comparison import FileDifference, IgnoredItem, TreeSummary
 from .errors import VersionCheckError
 from .integrity import IntegrityReport
 from .redact import redact
@@ -87,15 +87,22 @@ def version_json(version: ModelVersionInfo) -> dict[str, Any]:
     return data
 
 
-def partial_version_json(partial: Mapping[str, Any], tracking_uri: str | None, registry_uri: str | None) -> dict[str, Any] | None:
+def partial_version_json(
+    partial: Mapping[str, Any], tracking_uri: str | None, registry_uri: str | None
+) -> dict[str, Any] | None:
     version = partial.get("version")
     if not version:
         return None
     return version_json(ModelVersionInfo.from_worker(version, tracking_uri or "", registry_uri))
 
 
-def model_json(model: DownloadedModel, summary: TreeSummary, compared_path: str | None) -> dict[str, Any]:
-    """One side of a comparison; `download_uri` and `local_path` keep the seed's paths."""
+def model_json(model: DownloadedModel, summary: TreeSummary, native_paths: tuple[str, ...]) -> dict[str, Any]:
+    """One side of a comparison; `download_uri` and `local_path` keep the seed's paths.
+
+    `local_path.path` is the native model file or folder when it is one path, else the model root;
+    `hash` is that file's SHA-256 or the tree digest of what was compared.
+    """
+    compared_path = native_paths[0] if len(native_paths) == 1 else None
     return {
         "download_uri": redact(model.uri),
         "location": model.location,
@@ -112,30 +119,23 @@ def model_json(model: DownloadedModel, summary: TreeSummary, compared_path: str 
     }
 
 
-def _native_paths(comparison: TreeComparison | None, native_model: str | None, model: DownloadedModel) -> tuple[str | None, str | None]:
-    if comparison is not None and comparison.native_model:
-        return comparison.native_model["left"], comparison.native_model["right"]
-    if native_model and native_model != "auto":
-        return native_model.strip("/"), native_model.strip("/")
-    if native_model == "auto":
-        from .comparison import native_model_path
-
-        found = native_model_path(model.mlmodel_text)
-        return found, found
-    return None, None
-
-
 def check_report(result: CheckResult, options: Mapping[str, Any]) -> dict[str, Any]:
     """The report of a check that ran (passed or failed)."""
     comparison = result.comparison
-    left_path, right_path = _native_paths(comparison, result.native_model, result.run_model)
+    run_paths, reg_paths = result.native_paths or ((), ())
     section: dict[str, Any] = {
         "equals": result.equals,
         "same_location": result.same_location,
-        "method": "integrity" if result.same_location else ("bytes" if result.strict else "bytes+mlmodel-rule"),
-        "run_model": model_json(result.run_model, result.run_summary, left_path),
-        "reg_model": model_json(result.reg_model, result.reg_summary, right_path),
-        "native_model": {"left": left_path, "right": right_path} if result.native_model else None,
+        "method": "integrity"
+        if result.same_location
+        else ("bytes" if result.strict else "bytes+mlmodel-rule"),
+        "run_model": model_json(result.run_model, result.run_summary, run_paths),
+        "reg_model": model_json(result.reg_model, result.reg_summary, reg_paths),
+        "native_model": (
+            {"requested": result.native_model, "run_model": list(run_paths), "reg_model": list(reg_paths)}
+            if result.native_model
+            else None
+        ),
         "differences": [difference_json(d) for d in comparison.differences] if comparison else [],
         "ignored": [ignored_json(i) for i in comparison.ignored] if comparison else [],
         "integrity": integrity_json(result.run_model.integrity) if result.same_location else None,
@@ -231,17 +231,27 @@ def check_summary(report: Mapping[str, Any]) -> str:
     rows: list[tuple[str, ...]] = [("model", "files", "size", "sha256 (tree)", "location")]
     for role in ("run_model", "reg_model"):
         side = comparison[role]
-        rows.append((role, str(side["files"]), _size(side["bytes"]), side["local_path"]["hash"][:16], side["location"]))
+        rows.append(
+            (
+                role,
+                str(side["files"]),
+                _size(side["bytes"]),
+                side["local_path"]["hash"][:16],
+                side["location"],
+            )
+        )
     lines.extend(_table(rows))
     if comparison["same_location"]:
         integrity = comparison["integrity"]
         lines.append(
             "same_location: the registry keeps no separate copy; verified the model is complete: "
             + ("MLmodel parses, " if integrity["mlmodel_parses"] else "")
-            + f"{sum(r['exists'] for r in integrity['references'])}/{len(integrity['references'])} files named by MLmodel exist"
+            + f"{sum(r['exists'] for r in integrity['references'])}/{len(integrity['references'])}"
+            + " files named by MLmodel exist"
             + (
                 f", size {integrity['counted_bytes']} = model_size_bytes"
-                if integrity["model_size_bytes"] is not None and integrity["counted_bytes"] == integrity["model_size_bytes"]
+                if integrity["model_size_bytes"] is not None
+                and integrity["counted_bytes"] == integrity["model_size_bytes"]
                 else ""
             )
         )

@@ -79,6 +79,8 @@ class CheckResult:
     run_summary: TreeSummary
     reg_summary: TreeSummary
     native_model: str | None
+    # The files or folders the native model resolved to, per side (None: whole models compared).
+    native_paths: tuple[tuple[str, ...], tuple[str, ...]] | None
     strict: bool
     download_dir: str
     download_dir_kept: bool

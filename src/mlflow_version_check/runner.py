@@ -85,9 +85,12 @@ def run_worker(
         os.close(write_fd)
     outcome = WorkerOutcome()
 
+    stdin, stdout = process.stdin, process.stdout
+    if stdin is None or stdout is None:  # cannot happen with PIPE; keeps the types honest
+        raise WorkerCrashed("internal error: the worker's pipes were not created")
+
     def drain_log() -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
+        for raw in stdout:
             line = redact(raw.decode("utf-8", "replace").rstrip(), server.secrets)
             outcome.log_tail.append(line)
             if on_log is not None:
@@ -96,9 +99,8 @@ def run_worker(
     log_thread = threading.Thread(target=drain_log, name=f"log-{label}", daemon=True)
     log_thread.start()
     try:
-        assert process.stdin is not None
-        process.stdin.write(json.dumps(dict(request)).encode())
-        process.stdin.close()
+        stdin.write(json.dumps(dict(request)).encode())
+        stdin.close()
         with os.fdopen(read_fd, "r", encoding="utf-8") as channel:
             for line in channel:
                 event = json.loads(line)
@@ -112,8 +114,7 @@ def run_worker(
             process.kill()
             process.wait()
         log_thread.join(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
+        stdout.close()
 
     partial = {
         key: outcome.events[kind][key]

@@ -79,6 +79,26 @@ def _is_connection_failure(exc: BaseException) -> bool:
     )
 
 
+def _connection_reason(exc: BaseException) -> str:
+    """The root cause of a connection failure in a few words, not urllib3's paragraph."""
+    text = " ".join(str(link) for link in _exception_chain(exc)).lower()
+    for needle, reason in (
+        ("refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("timeout", "timed out"),
+        ("name or service not known", "host name not found"),
+        ("nodename nor servname", "host name not found"),
+        ("temporary failure in name resolution", "host name not found"),
+        ("certificate verify failed", "TLS certificate not trusted"),
+        ("ssl", "TLS handshake failed"),
+        ("connection reset", "connection reset"),
+        ("remote end closed", "connection closed by the server"),
+    ):
+        if needle in text:
+            return reason
+    return type(list(_exception_chain(exc))[-1]).__name__
+
+
 def _http_status(exc: BaseException) -> int | None:
     import requests
 
@@ -120,13 +140,15 @@ def _raise_common(exc: BaseException, server: Server, doing: str) -> None:
     status = _http_status(exc)
     if _is_connection_failure(exc):
         raise ServerUnreachable(
-            f"{doing} failed: no answer from {redact(server.tracking_uri)} ({_short(exc)[:160]}). "
+            f"{doing} failed: no answer from {redact(server.tracking_uri)} ({_connection_reason(exc)}). "
             "Likely cause: the server is down, the URI or port is wrong, or a proxy blocks it. "
             "Fix: check the tracking URI and that the server answers, or raise --timeout."
         ) from exc
     if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or status in (401, 403):
-        kind = "refused the permission" if code == "PERMISSION_DENIED" or status == 403 else (
-            "refused the credentials"
+        kind = (
+            "refused the permission"
+            if code == "PERMISSION_DENIED" or status == 403
+            else ("refused the credentials")
         )
         raise AuthenticationFailed(
             f"{doing} failed: {redact(server.tracking_uri)} {kind} (authentication failed). "
@@ -219,9 +241,7 @@ def resolve_version(
                 _error_code(exc) == "INVALID_PARAMETER_VALUE" and "alias" in str(exc).lower()
             )
 
-        with registry_call(
-            server, f"resolving alias '{alias}' of '{name}'", missing, alias_missing
-        ):
+        with registry_call(server, f"resolving alias '{alias}' of '{name}'", missing, alias_missing):
             return client.get_model_version_by_alias(name, alias), "alias"
 
     if spec.startswith("@"):
@@ -229,6 +249,7 @@ def resolve_version(
             raise InvalidOption("version_or_stage '@' names no alias. Fix: give '@<alias>'.")
         return by_alias(spec[1:])
     if spec.isdigit():
+
         def missing_version() -> VersionCheckError:
             return ModelVersionNotFound(
                 f"version {spec} of registered model '{name}' not found. Likely cause: the "
@@ -286,67 +307,76 @@ def _parse_models_uri(uri: str) -> tuple[str, str | None]:
     return head, rest or None
 
 
-def locate(client: MlflowClient, server: Server, uri: str, depth: int = 0) -> str:
-    """Return the storage URI behind a version's source or download URI."""
+def _locate_runs_uri(client: MlflowClient, server: Server, uri: str) -> str:
     from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
+    run_id, sub_path = RunsArtifactRepository.parse_runs_uri(uri)  # type: ignore[no-untyped-call]
+    with registry_call(
+        server,
+        f"reading run {run_id}",
+        lambda: ArtifactNotFound(
+            f"run {run_id} named by {uri} not found. Likely cause: the run was deleted. Fix: "
+            "re-register the version from an existing run."
+        ),
+    ):
+        run = client.get_run(run_id)
+    run_location = run.info.artifact_uri.rstrip("/")
+    location = f"{run_location}/{sub_path}" if sub_path else run_location
+    if not sub_path or _has_files(location):
+        return location
+    # MLflow 3 keeps a model logged with `name=` in a logged model, which runs:/ also reaches.
+    model_name, _, rest = sub_path.partition("/")
+    with registry_call(server, f"searching logged models of run {run_id}", lambda: ArtifactNotFound(uri)):
+        logged = client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"name = {_filter_literal(model_name)}",
+        )
+    for model in logged:
+        if model.source_run_id == run_id:
+            base = model.artifact_location.rstrip("/")
+            return f"{base}/{rest}" if rest else base
+    return location
+
+
+def _locate_models_uri(client: MlflowClient, server: Server, uri: str, depth: int) -> str:
+    head, rest = _parse_models_uri(uri)
+    if head.startswith("m-") and "@" not in head:
+        with registry_call(
+            server,
+            f"reading logged model {head}",
+            lambda: ArtifactNotFound(
+                f"logged model {head} named by {uri} not found. Likely cause: it was deleted. "
+                "Fix: re-register the version."
+            ),
+        ):
+            base = client.get_logged_model(head).artifact_location.rstrip("/")
+        return f"{base}/{rest}" if rest else base
+    if "@" in head:
+        name, alias = head.split("@", 1)
+        with registry_call(server, f"resolving {uri}", lambda: AliasNotFound(f"{uri} not found")):
+            version = str(client.get_model_version_by_alias(name, alias).version)
+    else:
+        name, version = head, (rest or "")
+    with registry_call(server, f"resolving {uri}", lambda: ModelVersionNotFound(f"{uri} not found")):
+        target = client.get_model_version_download_uri(name, version)
+    return locate(client, server, target, depth + 1)
+
+
+def locate(client: MlflowClient, server: Server, uri: str, depth: int = 0) -> str:
+    """Return the storage URI behind a version's source or download URI."""
     if depth > 3:
         raise ArtifactNotFound(f"cannot resolve {uri}: it refers to itself. Fix: report this.")
     scheme = urllib.parse.urlparse(uri).scheme
     if scheme == "runs":
-        run_id, sub_path = RunsArtifactRepository.parse_runs_uri(uri)
-        with registry_call(
-            server,
-            f"reading run {run_id}",
-            lambda: ArtifactNotFound(
-                f"run {run_id} named by {uri} not found. Likely cause: the run was deleted. Fix: "
-                "re-register the version from an existing run."
-            ),
-        ):
-            run = client.get_run(run_id)
-        run_location = run.info.artifact_uri.rstrip("/")
-        location = f"{run_location}/{sub_path}" if sub_path else run_location
-        if sub_path and not _has_files(location):
-            # MLflow 3 keeps a model logged with `name=` in a logged model, which runs:/ also reaches.
-            model_name, _, rest = sub_path.partition("/")
-            with registry_call(server, f"searching logged models of run {run_id}", lambda: ArtifactNotFound(uri)):
-                models = client.search_logged_models(
-                    experiment_ids=[run.info.experiment_id],
-                    filter_string=f"name = {_filter_literal(model_name)}",
-                )
-            for model in models:
-                if model.source_run_id == run_id:
-                    base = model.artifact_location.rstrip("/")
-                    return f"{base}/{rest}" if rest else base
-        return location
+        return _locate_runs_uri(client, server, uri)
     if scheme == "models":
-        head, rest = _parse_models_uri(uri)
-        if head.startswith("m-") and "@" not in head:
-            with registry_call(
-                server,
-                f"reading logged model {head}",
-                lambda: ArtifactNotFound(
-                    f"logged model {head} named by {uri} not found. Likely cause: it was deleted. "
-                    "Fix: re-register the version."
-                ),
-            ):
-                base = client.get_logged_model(head).artifact_location.rstrip("/")
-            return f"{base}/{rest}" if rest else base
-        if "@" in head:
-            name, alias = head.split("@", 1)
-            with registry_call(server, f"resolving {uri}", lambda: AliasNotFound(f"{uri} not found")):
-                version = client.get_model_version_by_alias(name, alias).version
-        else:
-            name, version = head, (rest or "")
-        with registry_call(server, f"resolving {uri}", lambda: ModelVersionNotFound(f"{uri} not found")):
-            target = client.get_model_version_download_uri(name, str(version))
-        return locate(client, server, target, depth + 1)
+        return _locate_models_uri(client, server, uri, depth)
     if scheme == "" and uri.startswith("/"):
         return "file://" + uri
     if scheme == "dbfs":
         from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 
-        return str(add_databricks_profile_info_to_artifact_uri(uri, server.tracking_uri))
+        return str(add_databricks_profile_info_to_artifact_uri(uri, server.tracking_uri))  # type: ignore[no-untyped-call]
     return uri
 
 
@@ -465,8 +495,8 @@ def download_tree(
     server: Server, location: str, destination: Path, role: str, emit: Emit
 ) -> dict[str, list[Any]]:
     """Download every file at location into destination; return path -> [size, sha256]."""
-    from mlflow.exceptions import MlflowException
     import requests
+    from mlflow.exceptions import MlflowException
 
     try:
         repo = _repository(location)
@@ -498,7 +528,7 @@ def download_tree(
             raise UnsafeArtifactPath(f"{path!r} resolves outside the download directory")
         local.parent.mkdir(parents=True, exist_ok=True)
         try:
-            repo._download_file(path, str(local))
+            repo._download_file(path, str(local))  # type: ignore[no-untyped-call]
             entry = hash_file(local)
         except (MlflowException, requests.RequestException, OSError) as exc:
             _download_error(exc, server, location, path)
@@ -510,7 +540,7 @@ def download_tree(
     # lets this tool check every listed path before writing and hash each file while others download.
     with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix=role) as pool:
         futures = [pool.submit(fetch, path) for path, _ in files]
-        done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
+        _done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
         for future in not_done:
             future.cancel()
         for future in futures:
