@@ -1,0 +1,95 @@
+"""`make bench`: timings that are figures, not pass/fail tests.
+
+Start-up: `--help` of both console scripts and a failing invocation (exit 2), each run repeatedly as
+a separate process, as CI would call them. Small check: one `check` of a small model against a local
+server, next to the floor (MLflow's own download of the same URI plus SHA-256 of every file, in one
+process). Results are printed and written to bench/out/results.json; bench/RESULTS.md records them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import models  # noqa: E402 - after the path is set
+from tests.servers import MlflowServer  # noqa: E402
+
+BIN = Path(sys.executable).parent
+REPEATS = 10
+
+FLOOR = """
+import hashlib, os, sys, mlflow
+path = mlflow.artifacts.download_artifacts(artifact_uri=sys.argv[1], tracking_uri=sys.argv[2], dst_path=sys.argv[3])
+for root, _, files in os.walk(path):
+    for name in files:
+        digest = hashlib.sha256()
+        with open(os.path.join(root, name), "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+"""
+
+
+def timed(command: list[str], expected: int) -> float:
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    if completed.returncode != expected:
+        raise SystemExit(
+            f"{command} exited {completed.returncode}, expected {expected}: {completed.stderr!r}"
+        )
+    return elapsed
+
+
+def series(command: list[str], expected: int, repeats: int = REPEATS) -> dict[str, float]:
+    timed(command, expected)  # warm the file cache
+    runs = [timed(command, expected) for _ in range(repeats)]
+    return {"min_s": round(min(runs), 3), "median_s": round(statistics.median(runs), 3), "runs": repeats}
+
+
+def main() -> int:
+    results: dict[str, object] = {"python": platform.python_version(), "machine": platform.machine()}
+    startup = {
+        "mlflow-version-check --help": series([str(BIN / "mlflow-version-check"), "--help"], 0),
+        "check-model-version --help": series([str(BIN / "check-model-version"), "--help"], 0),
+        "check-model-version (missing option, exit 2)": series(
+            [str(BIN / "check-model-version"), "--model", "m"], 2
+        ),
+    }
+    results["startup"] = startup
+    with tempfile.TemporaryDirectory() as scratch, MlflowServer(Path(scratch) / "server") as server:
+        version = models.log_sklearn(server.url, "bench_small")
+        check = series(
+            [
+                str(BIN / "check-model-version"), "--model", "bench_small", "--version-or-stage", "1",
+                "--tracking-uri", server.url,
+            ],
+            0,
+            repeats=5,
+        )  # fmt: skip
+        download_uri = models._client(server.url).get_model_version_download_uri(
+            "bench_small", version.version
+        )
+        floor = series(
+            [sys.executable, "-c", FLOOR, download_uri, server.url, tempfile.mkdtemp(dir=scratch)],
+            0,
+            repeats=5,
+        )
+        results["small_check"] = {"check": check, "floor": floor}
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
