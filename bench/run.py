@@ -28,7 +28,8 @@ REPEATS = 10
 
 FLOOR = """
 import hashlib, os, sys, mlflow
-path = mlflow.artifacts.download_artifacts(artifact_uri=sys.argv[1], tracking_uri=sys.argv[2], dst_path=sys.argv[3])
+uri, tracking_uri, destination = sys.argv[1:4]
+path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri, dst_path=destination)
 for root, _, files in os.walk(path):
     for name in files:
         digest = hashlib.sha256()

@@ -339,3 +339,35 @@ def test_tracking_uri_from_environment(mlflow_server: MlflowServer, promoted: mo
     )
     assert run.exit_code == 0, run.stderr
     assert "check PASSED" in run.stdout
+
+
+def test_source_copied_from_another_version_resolves(mlflow_server: MlflowServer) -> None:
+    """copy_model_version gives a source models:/<name>/<version>; it resolves through the registry."""
+    original = models.log_sklearn(mlflow_server.url, unique("original"))
+    client = models._client(mlflow_server.url)
+    copy_name = unique("copy")
+    copied = client.copy_model_version(f"models:/{original.name}/{original.version}", copy_name)
+    assert copied.source == f"models:/{original.name}/{original.version}"
+    result = check_model_version(copy_name, str(copied.version), tracking_uri=mlflow_server.url)
+    assert result.equals
+    assert result.run_model.location.startswith("mlflow-artifacts:/")
+    assert set(result.run_model.manifest) >= {"MLmodel", "model.pkl"}
+
+
+def test_local_store_with_file_artifacts(tmp_path: Path) -> None:
+    """A sqlite tracking URI with file: artifact locations (no server) resolves, downloads and passes."""
+    import mlflow
+
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = models._client(tracking_uri)
+    experiment = client.create_experiment("local", artifact_location=(tmp_path / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=experiment)
+    logged = models.log_sklearn(tracking_uri, "local_model")
+    by_location = models.register_run_artifacts(tracking_uri, "local_model", source_form="location")
+    assert by_location.source.startswith("file://")
+    for version in (logged.version, by_location.version):
+        result = check_model_version("local_model", version, tracking_uri=tracking_uri)
+        assert result.equals, result
+        assert result.same_location
+        assert result.run_model.location.startswith("file://")
+        assert result.run_model.integrity.ok

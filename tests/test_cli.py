@@ -213,3 +213,40 @@ def test_error_report_validates_and_has_no_comparison(tmp_path: Path) -> None:
     assert report["error"]["type"] == "InvalidOption"
     assert report["error"]["exit_code"] == 2
     load_valid_report(report_file)
+
+
+def test_progress_appears_only_when_a_download_takes_long() -> None:
+    """Progress lines start after two seconds of one download, then at most every five (not a TTY)."""
+    import io
+
+    from mlflow_version_check.cli import Progress
+
+    now = [100.0]
+    stream = io.StringIO()
+    progress = Progress(stream=stream, clock=lambda: now[0])
+
+    def event(done: int) -> dict[str, object]:
+        return {
+            "role": "run_model",
+            "files_done": done,
+            "files_total": 10,
+            "bytes_done": done << 20,
+            "bytes_total": 10 << 20,
+        }
+
+    progress(event(1))
+    now[0] += 1.0
+    progress(event(2))
+    assert stream.getvalue() == ""  # a quick download shows nothing
+    now[0] += 1.5
+    progress(event(3))
+    now[0] += 1.0
+    progress(event(4))  # within five seconds of the last line: skipped
+    now[0] += 5.0
+    progress(event(9))
+    progress(event(10))  # the end is always shown once lines were shown
+    assert stream.getvalue().splitlines() == [
+        "downloading run_model: 3/10 files, 3.0/10.0 MiB",
+        "downloading run_model: 9/10 files, 9.0/10.0 MiB",
+        "downloading run_model: 10/10 files, 10.0/10.0 MiB",
+    ]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -106,14 +106,16 @@ VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show MLflow's lo
 class Progress:
     """Renders worker progress on stderr once a download has taken a while."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream or sys.stderr
+        self.clock = clock
         self.first_seen: dict[tuple[str, str], float] = {}
-        self.last_shown = 0.0
-        self.interactive = sys.stderr.isatty()
+        self.last_shown = float("-inf")
+        self.interactive = self.stream.isatty()
         self.shown = False
 
     def __call__(self, event: Mapping[str, Any]) -> None:
-        now = time.monotonic()
+        now = self.clock()
         key = (str(event.get("label") or ""), str(event["role"]))
         started = self.first_seen.setdefault(key, now)
         finished = event["files_done"] >= event["files_total"]
@@ -127,17 +129,14 @@ class Progress:
             f"downloading {who}{key[1]}: {event['files_done']}/{event['files_total']} files, "
             f"{event['bytes_done'] / 2**20:.1f}/{event['bytes_total'] / 2**20:.1f} MiB"
         )
-        if self.interactive:
-            sys.stderr.write("\r" + text.ljust(78))
-        else:
-            sys.stderr.write(text + "\n")
-        sys.stderr.flush()
+        self.stream.write("\r" + text.ljust(78) if self.interactive else text + "\n")
+        self.stream.flush()
         self.shown = True
 
     def finish(self) -> None:
         if self.shown and self.interactive:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _log(line: str) -> None:
