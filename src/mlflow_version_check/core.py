@@ -30,7 +30,7 @@ from .errors import InvalidOption, VersionCheckError
 from .integrity import check_integrity
 from .manifest import FileEntry
 from .results import CheckResult, DownloadedModel, ModelVersionInfo
-from .runner import LogCallback, ProgressCallback, ServerSpec, run_worker
+from .runner import LogCallback, ProgressCallback, ServerSpec, Worker, run_workers
 
 
 def resolve_server_uris(tracking_uri: str | None, registry_uri: str | None) -> tuple[str, str | None]:
@@ -104,31 +104,163 @@ def download_area(download_dir: str | os.PathLike[str] | None, label: str) -> It
     yield DownloadArea(path=fresh.resolve(), kept=True)
 
 
-def _downloaded(role: str, data: Mapping[str, Any]) -> DownloadedModel:
-    manifest = {path: FileEntry(size=int(size), sha256=sha) for path, (size, sha) in data["manifest"].items()}
-    return DownloadedModel(
-        role=role,
-        uri=data["uri"],
-        location=data["location"],
-        local_path=data["local_path"],
-        manifest=manifest,
-        mlmodel_text=data.get("mlmodel"),
-        integrity=check_integrity(manifest, data.get("mlmodel")),
-        download_seconds=float(data.get("download_seconds") or 0.0),
-        shared_with=data.get("shared_with"),
-    )
+@dataclass(frozen=True)
+class Wanted:
+    """One model version to inspect, on one server."""
+
+    key: str
+    server: ServerSpec
+    model: str
+    version_or_stage: str
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What the workers found and downloaded, by version key and role."""
+
+    versions: dict[str, ModelVersionInfo]
+    models: dict[str, dict[str, DownloadedModel]]
+    timings: dict[str, float]
+    # The versions as the workers reported them (what an error report keeps).
+    raw_versions: dict[str, dict[str, Any]]
+
+
+def plan_downloads(
+    located: Mapping[str, Any], keys: list[str], roles: list[str]
+) -> tuple[dict[tuple[str, str], tuple[str, str]], list[tuple[str, str]]]:
+    """Choose one download per storage location: the first (role, key) to name it downloads it.
+
+    Returns who shares whose download, and the (key, role) pairs to download.
+    """
+    owner_of_location: dict[str, tuple[str, str]] = {}
+    shared: dict[tuple[str, str], tuple[str, str]] = {}
+    downloads: list[tuple[str, str]] = []
+    for role in roles:
+        for key in keys:
+            location = located[key]["models"][role]["location_key"]
+            if location in owner_of_location:
+                shared[(key, role)] = owner_of_location[location]
+            else:
+                owner_of_location[location] = (key, role)
+                downloads.append((key, role))
+    return shared, downloads
+
+
+def inspect_versions(
+    wanted: list[Wanted],
+    roles: list[str],
+    destination: Any,
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_log: LogCallback | None = None,
+) -> Inspection:
+    """Resolve, locate and download the roles of each wanted version; one worker per server.
+
+    `destination(key, role)` gives the local directory of a download; `label(key, role)` is in it too.
+    Versions on the same server share one worker; a storage location is downloaded once.
+    """
+    servers: list[ServerSpec] = []
+    for item in wanted:
+        if item.server not in servers:
+            servers.append(item.server)
+    workers = [
+        Worker(
+            server,
+            [
+                {"key": item.key, "model": item.model, "version_or_stage": item.version_or_stage}
+                for item in wanted
+                if item.server == server
+            ],
+            roles,
+            label=_server_label(wanted, server),
+            on_progress=on_progress,
+            on_log=on_log,
+        )
+        for server in servers
+    ]
+    worker_of = {item.key: servers.index(item.server) for item in wanted}
+    keys = [item.key for item in wanted]
+    plan_state: dict[str, Any] = {}
+
+    def plan_for(located: dict[str, Any]) -> dict[int, list[dict[str, str]]]:
+        shared, downloads = plan_downloads(located, keys, roles)
+        plan_state.update(located=located, shared=shared)
+        plan: dict[int, list[dict[str, str]]] = {}
+        for key, role in downloads:
+            plan.setdefault(worker_of[key], []).append(
+                {
+                    "key": key,
+                    "role": role,
+                    "destination": str(destination(key, role)),
+                    "label": _label(key, role),
+                }
+            )
+        return plan
+
+    results = run_workers(workers, plan_for)
+    located, shared = plan_state["located"], plan_state["shared"]
+    downloaded: dict[tuple[str, str], dict[str, Any]] = {}
+    for result in results:
+        for key, by_role in result["downloads"].items():
+            for role, data in by_role.items():
+                downloaded[(key, role)] = data
+    models: dict[str, dict[str, DownloadedModel]] = {}
+    for key in keys:
+        for role in roles:
+            owner = shared.get((key, role), (key, role))
+            data = downloaded[owner]
+            info = located[key]["models"][role]
+            manifest = {
+                path: FileEntry(size=int(size), sha256=sha) for path, (size, sha) in data["manifest"].items()
+            }
+            models.setdefault(key, {})[role] = DownloadedModel(
+                role=role,
+                uri=info["uri"],
+                location=info["location"],
+                local_path=data["local_path"],
+                manifest=manifest,
+                mlmodel_text=data.get("mlmodel"),
+                integrity=check_integrity(manifest, data.get("mlmodel")),
+                download_seconds=float(data["download_seconds"]) if owner == (key, role) else 0.0,
+                shared_with=None if owner == (key, role) else _label(*owner),
+            )
+    server_of = {item.key: item.server for item in wanted}
+    versions = {
+        key: ModelVersionInfo.from_worker(
+            located[key]["version"], server_of[key].tracking_uri, server_of[key].registry_uri
+        )
+        for key in keys
+    }
+    timings = {
+        "resolve_seconds": max(float(located[key]["resolve_seconds"]) for key in keys),
+        "download_seconds": max(
+            (float(data["download_seconds"]) for data in downloaded.values()), default=0.0
+        ),
+    }
+    raw_versions = {key: located[key]["version"] for key in keys}
+    return Inspection(versions=versions, models=models, timings=timings, raw_versions=raw_versions)
+
+
+def _label(key: str, role: str) -> str:
+    return role if key == "version" else f"{role} of {key}"
+
+
+def _server_label(wanted: list[Wanted], server: ServerSpec) -> str:
+    keys = [item.key for item in wanted if item.server == server]
+    return "" if keys == ["version"] else "+".join(keys)
 
 
 def narrowed(
     left: DownloadedModel, right: DownloadedModel, native_model: str | None
 ) -> tuple[dict[str, FileEntry], dict[str, FileEntry], NativePaths | None, NativePaths | None]:
-    """The files a comparison covers: all but registered_model_meta, or the native model's."""
+    """The files a comparison covers: all (registered_model_meta is then a reported rule), or the
+    native model's."""
+    if not native_model:
+        return dict(left.manifest), dict(right.manifest), None, None
     left_files, right_files = (
         without_registry_meta(left.manifest)[0],
         without_registry_meta(right.manifest)[0],
     )
-    if not native_model:
-        return dict(left.manifest), dict(right.manifest), None, None
     return narrow_both(
         left_files,
         right_files,
@@ -183,25 +315,20 @@ def check_model_version(
     )
     started = time.monotonic()
     with download_area(download_dir, "check") as area:
-        result = run_worker(
-            server,
-            {
-                "tracking_uri": tracking,
-                "registry_uri": registry,
-                "model": model.strip(),
-                "version_or_stage": version_or_stage.strip(),
-                "download_dir": str(area.path),
-                "roles": ["run_model", "reg_model"],
-            },
-            label="",
+        inspection = inspect_versions(
+            [Wanted("version", server, model.strip(), version_or_stage.strip())],
+            ["run_model", "reg_model"],
+            lambda key, role: area.path / role,
             on_progress=on_progress,
             on_log=on_log,
         )
         compare_started = time.monotonic()
-        version = ModelVersionInfo.from_worker(result["version"], tracking, registry)
-        run_model = _downloaded("run_model", result["models"]["run_model"])
-        reg_model = _downloaded("reg_model", result["models"]["reg_model"])
-        same_location = bool(result["same_location"])
+        version = inspection.versions["version"]
+        run_model, reg_model = (
+            inspection.models["version"]["run_model"],
+            inspection.models["version"]["reg_model"],
+        )
+        same_location = reg_model.shared_with is not None
         try:
             if same_location:
                 # One location compared with itself proves nothing: integrity decides (results.py).
@@ -215,12 +342,9 @@ def check_model_version(
                 )
                 run_summary, reg_summary = comparison.left, comparison.right
         except VersionCheckError as exc:
-            exc.partial.setdefault("version", result["version"])
+            exc.partial.setdefault("versions", {"version": inspection.raw_versions["version"]})
             raise
-        timings = dict(result.get("timings") or {})
-        timings["download_seconds"] = run_model.download_seconds + (
-            0.0 if same_location else reg_model.download_seconds
-        )
+        timings = dict(inspection.timings)
         timings["compare_seconds"] = time.monotonic() - compare_started
         timings["total_seconds"] = time.monotonic() - started
         return CheckResult(

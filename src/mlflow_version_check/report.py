@@ -90,7 +90,7 @@ def version_json(version: ModelVersionInfo) -> dict[str, Any]:
 def partial_version_json(
     partial: Mapping[str, Any], tracking_uri: str | None, registry_uri: str | None
 ) -> dict[str, Any] | None:
-    version = partial.get("version")
+    version = (partial.get("versions") or {}).get("version")
     if not version:
         return None
     return version_json(ModelVersionInfo.from_worker(version, tracking_uri or "", registry_uri))

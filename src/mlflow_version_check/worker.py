@@ -6,8 +6,15 @@ process-wide tracking URI or default credentials whatever URI they are given. In
 process-wide settings are therefore safe. The request comes as JSON on stdin; events go as JSON lines
 on the file descriptor <fd>, so that anything MLflow prints on stdout cannot corrupt the protocol.
 
-Events: {"event": "resolved", "version": {...}}, {"event": "located", ...},
-{"event": "progress", ...}, then exactly one {"event": "result", ...} or {"event": "error", ...}.
+The protocol has two phases, so that the parent can see where every model of every server is stored
+before anything is downloaded, and download each storage location once:
+
+1. stdin line: {"tracking_uri", "registry_uri", "roles", "versions": [{"key", "model", "version_or_stage"}]}
+   -> events "resolved" (per version) and then "located" (versions, URIs, storage location keys).
+2. stdin line: {"download": [{"key", "role", "destination", "label"}]} or {"abort": true}
+   -> "progress" events, then "result" (a manifest per downloaded model).
+
+An {"event": "error"} ends the conversation at any point.
 """
 
 from __future__ import annotations
@@ -380,15 +387,17 @@ def locate(client: MlflowClient, server: Server, uri: str, depth: int = 0) -> st
     return uri
 
 
-def normalized_location(uri: str, tracking_uri: str) -> str:
-    """A form of a storage URI in which two spellings of one location compare equal."""
+def location_key(uri: str, tracking_uri: str) -> str:
+    """A form of a storage URI in which two spellings of one location compare equal.
+
+    It must also tell locations of different servers apart: `mlflow-artifacts:/` paths are
+    relative to their tracking server, so the key carries that server's address.
+    """
     parsed = urllib.parse.urlparse(uri)
     path = posixpath.normpath(parsed.path) if parsed.path else ""
     netloc = parsed.netloc
-    if parsed.scheme == "mlflow-artifacts":
-        tracking_netloc = urllib.parse.urlparse(tracking_uri).netloc
-        if netloc == tracking_netloc:
-            netloc = ""
+    if parsed.scheme == "mlflow-artifacts" and not netloc:
+        netloc = urllib.parse.urlparse(tracking_uri).netloc
     if parsed.scheme == "file":
         path = os.path.realpath(path) if path else path
     return urllib.parse.urlunparse((parsed.scheme, netloc, path.rstrip("/"), "", parsed.query, ""))
@@ -561,21 +570,30 @@ def _read_mlmodel(root: Path, manifest: dict[str, list[Any]]) -> str | None:
 # The request.
 
 
-def inspect_version(request: dict[str, Any], emit: Emit) -> dict[str, Any]:
-    """Resolve, locate, download and hash the run and registry models of one version."""
-    import mlflow
-    from mlflow import MlflowClient
+@dataclass
+class Session:
+    """The one server of this worker and its MLflow client (process-wide settings are ours)."""
 
-    tracking_uri = request["tracking_uri"]
-    registry_uri = request.get("registry_uri") or None
-    mlflow.set_tracking_uri(tracking_uri)
-    if registry_uri:
-        mlflow.set_registry_uri(registry_uri)
-    server = Server(tracking_uri=tracking_uri, registry_uri=registry_uri or mlflow.get_registry_uri())
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-    name, version_or_stage = request["model"], request["version_or_stage"]
-    timings: dict[str, float] = {}
+    server: Server
+    client: MlflowClient
 
+    @classmethod
+    def open(cls, tracking_uri: str, registry_uri: str | None) -> Session:
+        import mlflow
+        from mlflow import MlflowClient
+
+        mlflow.set_tracking_uri(tracking_uri)
+        if registry_uri:
+            mlflow.set_registry_uri(registry_uri)
+        server = Server(tracking_uri=tracking_uri, registry_uri=registry_uri or mlflow.get_registry_uri())
+        return cls(server=server, client=MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri))
+
+
+def resolve_and_locate(
+    session: Session, name: str, version_or_stage: str, roles: list[str]
+) -> dict[str, Any]:
+    """Resolve one version and find where each requested model's files are stored."""
+    client, server = session.client, session.server
     started = time.monotonic()
     found, resolved_by = resolve_version(client, server, name, version_or_stage)
     # Searches and stage look-ups leave out aliases; one read of the version gives the full record.
@@ -592,55 +610,80 @@ def inspect_version(request: dict[str, Any], emit: Emit) -> dict[str, Any]:
         lambda: ModelVersionNotFound(f"version {mv.version} of '{name}' vanished while reading it"),
     ):
         version["download_uri"] = client.get_model_version_download_uri(name, str(mv.version))
-    timings["resolve_seconds"] = time.monotonic() - started
-    emit({"event": "resolved", "version": version})
     if version["status"] not in (None, "READY"):
         raise ModelVersionNotReady(
             f"version {mv.version} of '{name}' has status {version['status']}, not READY. Likely "
             "cause: its registration is still running or failed. Fix: wait, or pick another version."
         )
-
-    started = time.monotonic()
-    roles = request.get("roles") or ["run_model", "reg_model"]
     uris = {"run_model": version["source"], "reg_model": version["download_uri"]}
-    locations = {role: locate(client, server, uris[role]) for role in roles}
-    normalized = {role: normalized_location(locations[role], tracking_uri) for role in roles}
-    same_location = len(roles) == 2 and normalized["run_model"] == normalized["reg_model"]
-    timings["locate_seconds"] = time.monotonic() - started
+    models: dict[str, dict[str, Any]] = {}
+    for role in roles:
+        location = locate(client, server, uris[role])
+        models[role] = {
+            "uri": uris[role],
+            "location": redact(location),
+            "location_key": location_key(location, server.tracking_uri),
+            "_location": location,
+        }
+    return {"version": version, "models": models, "resolve_seconds": time.monotonic() - started}
+
+
+def download_planned(
+    session: Session, located: dict[str, dict[str, Any]], plan: list[dict[str, str]], emit: Emit
+) -> dict[str, dict[str, Any]]:
+    """Download the planned (key, role) models concurrently; return their manifests by key and role."""
+    results: dict[str, dict[str, Any]] = {}
+
+    def one(item: dict[str, str]) -> None:
+        model = located[item["key"]]["models"][item["role"]]
+        destination = Path(item["destination"])
+        started = time.monotonic()
+        manifest = download_tree(session.server, model["_location"], destination, item["label"], emit)
+        results.setdefault(item["key"], {})[item["role"]] = {
+            "local_path": str(destination),
+            "manifest": manifest,
+            "mlmodel": _read_mlmodel(destination, manifest),
+            "download_seconds": time.monotonic() - started,
+        }
+
+    with ThreadPoolExecutor(max_workers=max(1, len(plan)), thread_name_prefix="model") as pool:
+        futures = [pool.submit(one, item) for item in plan]
+        for future in futures:
+            future.result()
+    return results
+
+
+def serve(read_line: Callable[[], str], emit: Emit) -> None:
+    """The protocol: request line -> `located` -> plan line -> `result` (or `error` at any point)."""
+    request = json.loads(read_line())
+    session = Session.open(request["tracking_uri"], request.get("registry_uri") or None)
+    roles = request.get("roles") or ["run_model", "reg_model"]
+    located: dict[str, dict[str, Any]] = {}
+    for wanted in request["versions"]:
+        located[wanted["key"]] = resolve_and_locate(
+            session, wanted["model"], wanted["version_or_stage"], roles
+        )
+        emit({"event": "resolved", "key": wanted["key"], "version": located[wanted["key"]]["version"]})
     emit(
         {
             "event": "located",
-            "locations": {role: redact(locations[role]) for role in roles},
-            "same_location": same_location,
+            "versions": {
+                key: {
+                    "version": entry["version"],
+                    "resolve_seconds": entry["resolve_seconds"],
+                    "models": {
+                        role: {k: v for k, v in model.items() if not k.startswith("_")}
+                        for role, model in entry["models"].items()
+                    },
+                }
+                for key, entry in located.items()
+            },
         }
     )
-
-    download_root = Path(request["download_dir"])
-    models: dict[str, dict[str, Any]] = {}
-    for role in roles:
-        if same_location and role == "reg_model":
-            models[role] = dict(models["run_model"], uri=uris[role], shared_with="run_model")
-            continue
-        started = time.monotonic()
-        local = download_root / role
-        manifest = download_tree(server, locations[role], local, role, emit)
-        seconds = time.monotonic() - started
-        models[role] = {
-            "uri": uris[role],
-            "location": redact(locations[role]),
-            "local_path": str(local),
-            "manifest": manifest,
-            "mlmodel": _read_mlmodel(local, manifest),
-            "download_seconds": seconds,
-            "shared_with": None,
-        }
-    return {
-        "event": "result",
-        "version": version,
-        "models": models,
-        "same_location": same_location,
-        "timings": timings,
-    }
+    plan = json.loads(read_line() or '{"abort": true}')
+    if plan.get("abort") or "download" not in plan:
+        return
+    emit({"event": "result", "downloads": download_planned(session, located, plan["download"], emit)})
 
 
 def main(argv: list[str]) -> int:
@@ -653,9 +696,8 @@ def main(argv: list[str]) -> int:
             channel.write(line + "\n")
             channel.flush()
 
-    request = json.load(sys.stdin)
     try:
-        emit(inspect_version(request, emit))
+        serve(sys.stdin.readline, emit)
     except VersionCheckError as exc:
         emit({"event": "error", "type": exc.type_name, "message": redact(exc.message)})
     finally:
