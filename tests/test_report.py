@@ -38,7 +38,7 @@ def test_error_report_validates_and_redacts() -> None:
         "check",
         error,
         {"tracking_uri": redact("https://alice:s3cret@mlflow.example:5000")},
-        tracking_uri="https://***@mlflow.example:5000",
+        {"version": ("https://***@mlflow.example:5000", None)},
     )
     jsonschema.validate(report, load_schema(), cls=jsonschema.Draft202012Validator)
     text = json.dumps(report)

@@ -101,6 +101,21 @@ RetriesOption = Annotated[
     ),
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show MLflow's log and each step on stderr.")]
+ConfigFileOption = Annotated[
+    str,
+    typer.Option(
+        "--config-file",
+        help="The config.yaml with tracking_server_1 and tracking_server_2 (host, model, version_or_stage, "
+        "optional registry_uri and native_model); - reads it from standard input.",
+        show_default=False,
+    ),
+]
+CompareRunOption = Annotated[
+    bool, typer.Option("--compare-run-models", help="Compare the run models (neither flag: both).")
+]
+CompareRegOption = Annotated[
+    bool, typer.Option("--compare-reg-models", help="Compare the registry models (neither flag: both).")
+]
 
 
 class Progress:
@@ -237,21 +252,106 @@ def run_check(
         )
     except VersionCheckError as exc:
         progress.finish()
-        report = error_report("check", exc, options, tracking_uri=shown_tracking, registry_uri=shown_registry)
-        if not isinstance(exc, ReportPathError):
-            _write(report, report_file)
-        fail(exc.message)
-        return exc.exit_code
+        report = error_report("check", exc, options, {"version": (shown_tracking, shown_registry)})
+        return _failed(exc, report, report_file)
     progress.finish()
     report = check_report(result, options)
-    typer.echo(check_summary(report))
-    if report_file and _write(report, report_file):
+    return _finished(
+        report, check_summary(report), report_file, result.download_dir if result.download_dir_kept else None
+    )
+
+
+def _failed(error: VersionCheckError, report: Mapping[str, Any], report_file: str | None) -> int:
+    """An expected failure: the error report (unless its path is the problem), one line, the code."""
+    if not isinstance(error, ReportPathError):
+        _write(report, report_file)
+    fail(error.message)
+    return error.exit_code
+
+
+def _finished(
+    report: Mapping[str, Any], summary: str, report_file: str | None, kept_downloads: str | None
+) -> int:
+    """A run that reached a verdict: summary on stdout, the report, the exit code of the verdict."""
+    typer.echo(summary)
+    if report_file:
+        if not _write(report, report_file):
+            return EXIT_USAGE
         typer.echo(f"report: {report_file}")
-    elif report_file:
-        return EXIT_USAGE
-    if result.download_dir_kept:
-        typer.echo(f"downloads: {result.download_dir}")
-    return EXIT_EQUAL if result.equals else EXIT_DIFFERENT
+    if kept_downloads:
+        typer.echo(f"downloads: {kept_downloads}")
+    return EXIT_EQUAL if report["equals"] else EXIT_DIFFERENT
+
+
+def run_compare(
+    *,
+    config_file: str,
+    download_dir: str | None,
+    report_file: str | None,
+    compare_run_models: bool,
+    compare_reg_models: bool,
+    strict: bool,
+    native_model: str | None,
+    timeout: float,
+    retries: int,
+    verbose: bool,
+) -> int:
+    """Run a compare and render it; return the exit code."""
+    from .config import load_config
+    from .core import compare_model_versions, requested_roles
+    from .report import compare_report, compare_summary, error_report
+
+    options: dict[str, Any] = {
+        "config_file": config_file,
+        "compare_run_models": compare_run_models,
+        "compare_reg_models": compare_reg_models,
+        "compared": requested_roles(compare_run_models, compare_reg_models),
+        "strict": strict,
+        "native_model": native_model,
+        "download_dir": download_dir,
+        "report_file": report_file,
+        "timeout": timeout,
+        "retries": retries,
+    }
+    progress = Progress()
+    servers: dict[str, tuple[str | None, str | None]] = {}
+    try:
+        check_report_path(report_file)
+        config = load_config(config_file)
+        for key, side in zip(("tracking_server_1", "tracking_server_2"), config.servers, strict=True):
+            servers[key] = (redact(side.host), redact(side.registry_uri) if side.registry_uri else None)
+            options[key] = {
+                "host": servers[key][0],
+                "registry_uri": servers[key][1],
+                "model": side.model,
+                "version_or_stage": side.version_or_stage,
+                "native_model": side.native_model,
+            }
+            if verbose:
+                _log(f"{key}: {side.model} {side.version_or_stage!r} on {servers[key][0]}")
+        result = compare_model_versions(
+            config,
+            compare_run_models=compare_run_models,
+            compare_reg_models=compare_reg_models,
+            download_dir=download_dir,
+            strict=strict,
+            native_model=native_model,
+            timeout=timeout,
+            retries=retries,
+            on_progress=progress,
+            on_log=_log if verbose else None,
+        )
+    except VersionCheckError as exc:
+        progress.finish()
+        return _failed(exc, error_report("compare", exc, options, servers), report_file)
+    progress.finish()
+    report = compare_report(result, options)
+    return _finished(
+        report,
+        compare_summary(report),
+        report_file,
+        result.download_dir if result.download_dir_kept else None,
+    )
 
 
 def check_command(
@@ -312,6 +412,40 @@ def _main_callback(version: VersionFlag = False) -> None:
 
 app.command("check")(check_command)
 
+
+def compare_command(
+    config_file: ConfigFileOption,
+    download_dir: DownloadDirOption = None,
+    report_file: ReportFileOption = None,
+    compare_run_models: CompareRunOption = False,
+    compare_reg_models: CompareRegOption = False,
+    strict: StrictOption = False,
+    native_model: NativeModelOption = None,
+    timeout: TimeoutOption = 30.0,
+    retries: RetriesOption = 2,
+    verbose: VerboseOption = False,
+) -> int:
+    """Compare two model versions, on the same or two tracking servers: the run models with each
+    other and the registry models with each other.
+
+    Exit codes: 0 equal, 1 different, 2 wrong invocation or config, 3 could not compare.
+    """
+    return run_compare(
+        config_file=config_file,
+        download_dir=download_dir,
+        report_file=report_file,
+        compare_run_models=compare_run_models,
+        compare_reg_models=compare_reg_models,
+        strict=strict,
+        native_model=native_model,
+        timeout=timeout,
+        retries=retries,
+        verbose=verbose,
+    )
+
+
+app.command("compare")(compare_command)
+
 check_app = _typer("check-model-version")
 
 
@@ -351,6 +485,44 @@ def _check_model_version(
 check_app.command()(_check_model_version)
 
 
+compare_app = _typer("compare-model-versions")
+
+
+def _compare_model_versions(
+    config_file: ConfigFileOption,
+    download_dir: DownloadDirOption = None,
+    report_file: ReportFileOption = None,
+    compare_run_models: CompareRunOption = False,
+    compare_reg_models: CompareRegOption = False,
+    strict: StrictOption = False,
+    native_model: NativeModelOption = None,
+    timeout: TimeoutOption = 30.0,
+    retries: RetriesOption = 2,
+    verbose: VerboseOption = False,
+    version: VersionFlag = False,
+) -> int:
+    """Compare two model versions: check that the cached registry models are the same and the run
+    models are the same.
+
+    Exit codes: 0 equal, 1 different, 2 wrong invocation or config, 3 could not compare.
+    """
+    return compare_command(
+        config_file,
+        download_dir,
+        report_file,
+        compare_run_models,
+        compare_reg_models,
+        strict,
+        native_model,
+        timeout,
+        retries,
+        verbose,
+    )
+
+
+compare_app.command()(_compare_model_versions)
+
+
 def run_app(application: typer.Typer, argv: Sequence[str] | None, prog_name: str) -> int:
     """Run a Typer app as a function: usage errors become one line and exit code 2."""
     command = typer.main.get_command(application)
@@ -380,9 +552,18 @@ def check_model_version_main(argv: Sequence[str] | None = None) -> int:
     return run_app(check_app, argv, "check-model-version")
 
 
+def compare_model_versions_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the seed-compatible `compare-model-versions`."""
+    return run_app(compare_app, argv, "compare-model-versions")
+
+
 def _exit_main() -> None:
     sys.exit(main())
 
 
 def _exit_check_model_version() -> None:
     sys.exit(check_model_version_main())
+
+
+def _exit_compare_model_versions() -> None:
+    sys.exit(compare_model_versions_main())

@@ -265,35 +265,43 @@ def narrow(manifest: Manifest, paths: NativePaths) -> dict[str, FileEntry]:
     return kept
 
 
+def _native_paths_for(native: str, mlmodel_text: str | None) -> NativePaths:
+    return native_model_paths(mlmodel_text) if native == "auto" else (native.strip("/"),)
+
+
 def narrow_both(
     left: Manifest,
     right: Manifest,
-    native: str,
+    left_native: str | None,
+    right_native: str | None = None,
     *,
     left_mlmodel: str | None,
     right_mlmodel: str | None,
 ) -> tuple[dict[str, FileEntry], dict[str, FileEntry], NativePaths, NativePaths]:
-    """Narrow both trees to the native model; `auto` finds it per side from each MLmodel.
+    """Narrow both trees to their native model (`auto`: found per side from each MLmodel).
 
-    With `auto`, a side whose MLmodel names other native files keeps those, so the comparison
-    reports the mismatch instead of hiding it.
+    A side without its own native model setting uses the other side's. With `auto`, a side whose
+    MLmodel names other native files keeps those, so the comparison reports the mismatch.
     """
-    if native == "auto":
-        left_paths, right_paths = native_model_paths(left_mlmodel), native_model_paths(right_mlmodel)
-        if not left_paths and not right_paths:
-            raise NativeModelNotFound(
-                "native_model 'auto' found no native model file in either MLmodel's flavors: the "
-                "flavor names its files under a key this tool does not know. Fix: give the path "
-                "instead, e.g. --native-model model.pkl."
-            )
-        left_paths = left_paths or right_paths
-        right_paths = right_paths or left_paths
-    else:
-        left_paths = right_paths = (native.strip("/"),)
+    left_native = left_native or right_native
+    right_native = right_native or left_native
+    if not left_native or not right_native:
+        raise NativeModelNotFound("no native model given. Fix: give a relative path or 'auto'.")
+    left_paths = _native_paths_for(left_native, left_mlmodel)
+    right_paths = _native_paths_for(right_native, right_mlmodel)
+    if not left_paths and not right_paths:
+        raise NativeModelNotFound(
+            "native_model 'auto' found no native model file in either MLmodel's flavors: the "
+            "flavor names its files under a key this tool does not know. Fix: give the path "
+            "instead, e.g. --native-model model.pkl."
+        )
+    left_paths = left_paths or right_paths
+    right_paths = right_paths or left_paths
     left_narrow, right_narrow = narrow(left, left_paths), narrow(right, right_paths)
     if not left_narrow and not right_narrow:
+        shown = left_native if left_native == right_native else f"{left_native}' / '{right_native}"
         raise NativeModelNotFound(
-            f"native model path '{native}' is in neither model: the path is relative to the model "
+            f"native model path '{shown}' is in neither model: the path is relative to the model "
             "root and names a file or folder of it. Fix: check the path against the model's files "
             "(e.g. model.pkl, data/), or use 'auto'."
         )

@@ -20,16 +20,16 @@ from typing import Any
 from .comparison import (
     MLMODEL,
     NativePaths,
-    TreeComparison,
     compare_trees,
     narrow_both,
     summarize,
     without_registry_meta,
 )
+from .config import SERVER_KEYS, CompareConfig, load_config, validate_config
 from .errors import InvalidOption, VersionCheckError
 from .integrity import check_integrity
 from .manifest import FileEntry
-from .results import CheckResult, DownloadedModel, ModelVersionInfo
+from .results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
 from .runner import LogCallback, ProgressCallback, ServerSpec, Worker, run_workers
 
 
@@ -251,11 +251,14 @@ def _server_label(wanted: list[Wanted], server: ServerSpec) -> str:
 
 
 def narrowed(
-    left: DownloadedModel, right: DownloadedModel, native_model: str | None
+    left: DownloadedModel,
+    right: DownloadedModel,
+    left_native: str | None,
+    right_native: str | None = None,
 ) -> tuple[dict[str, FileEntry], dict[str, FileEntry], NativePaths | None, NativePaths | None]:
     """The files a comparison covers: all (registered_model_meta is then a reported rule), or the
     native model's."""
-    if not native_model:
+    if not left_native and not right_native:
         return dict(left.manifest), dict(right.manifest), None, None
     left_files, right_files = (
         without_registry_meta(left.manifest)[0],
@@ -264,17 +267,33 @@ def narrowed(
     return narrow_both(
         left_files,
         right_files,
-        native_model,
+        left_native,
+        right_native,
         left_mlmodel=left.mlmodel_text,
         right_mlmodel=right.mlmodel_text,
     )
 
 
-def compare_models(
-    left: DownloadedModel, right: DownloadedModel, *, strict: bool, native_model: str | None
-) -> tuple[TreeComparison, NativePaths | None, NativePaths | None]:
-    """Compare two downloaded models, narrowed to the native model when one is named."""
-    left_files, right_files, left_paths, right_paths = narrowed(left, right, native_model)
+def compare_pair(
+    role: str,
+    left: DownloadedModel,
+    right: DownloadedModel,
+    *,
+    strict: bool,
+    left_native: str | None,
+    right_native: str | None = None,
+) -> ModelComparison:
+    """Compare two downloaded models (narrowed to the native model when one is named).
+
+    When both are one storage location (downloaded once), comparing it with itself proves nothing:
+    the result says `same_location` and carries the tree's summary; the caller decides what that
+    means (check: integrity decides; compare: one location is one model).
+    """
+    left_files, right_files, left_paths, right_paths = narrowed(left, right, left_native, right_native)
+    native_paths = (left_paths or (), right_paths or ()) if (left_native or right_native) else None
+    if left.local_path == right.local_path:
+        summary = summarize(without_registry_meta(left_files)[0])
+        return ModelComparison(role, left, right, True, None, summary, summary, native_paths)
     comparison = compare_trees(
         left_files,
         right_files,
@@ -282,7 +301,9 @@ def compare_models(
         right_mlmodel=right.mlmodel_text if MLMODEL in right_files else None,
         strict=strict,
     )
-    return comparison, left_paths, right_paths
+    return ModelComparison(
+        role, left, right, False, comparison, comparison.left, comparison.right, native_paths
+    )
 
 
 def check_model_version(
@@ -324,23 +345,11 @@ def check_model_version(
         )
         compare_started = time.monotonic()
         version = inspection.versions["version"]
-        run_model, reg_model = (
-            inspection.models["version"]["run_model"],
-            inspection.models["version"]["reg_model"],
-        )
-        same_location = reg_model.shared_with is not None
+        models = inspection.models["version"]
         try:
-            if same_location:
-                # One location compared with itself proves nothing: integrity decides (results.py).
-                comparison = None
-                files, _, run_paths, _ = narrowed(run_model, run_model, native_model)
-                run_summary = reg_summary = summarize(without_registry_meta(files)[0])
-                reg_paths = run_paths
-            else:
-                comparison, run_paths, reg_paths = compare_models(
-                    run_model, reg_model, strict=strict, native_model=native_model
-                )
-                run_summary, reg_summary = comparison.left, comparison.right
+            pair = compare_pair(
+                "check", models["run_model"], models["reg_model"], strict=strict, left_native=native_model
+            )
         except VersionCheckError as exc:
             exc.partial.setdefault("versions", {"version": inspection.raw_versions["version"]})
             raise
@@ -349,14 +358,108 @@ def check_model_version(
         timings["total_seconds"] = time.monotonic() - started
         return CheckResult(
             version=version,
-            run_model=run_model,
-            reg_model=reg_model,
-            same_location=same_location,
-            comparison=comparison,
-            run_summary=run_summary,
-            reg_summary=reg_summary,
+            run_model=pair.left,
+            reg_model=pair.right,
+            same_location=pair.same_location,
+            comparison=pair.comparison,
+            run_summary=pair.left_summary,
+            reg_summary=pair.right_summary,
             native_model=native_model,
-            native_paths=(run_paths or (), reg_paths or ()) if native_model else None,
+            native_paths=pair.native_paths,
+            strict=strict,
+            download_dir=str(area.path),
+            download_dir_kept=area.kept,
+            timings=timings,
+        )
+
+
+def requested_roles(compare_run_models: bool, compare_reg_models: bool) -> list[str]:
+    """Neither flag compares both, as in the original tool."""
+    if compare_run_models == compare_reg_models:
+        return ["run_model", "reg_model"]
+    return ["run_model"] if compare_run_models else ["reg_model"]
+
+
+def compare_model_versions(
+    config: CompareConfig | str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    compare_run_models: bool = False,
+    compare_reg_models: bool = False,
+    download_dir: str | os.PathLike[str] | None = None,
+    strict: bool = False,
+    native_model: str | None = None,
+    timeout: float = 30.0,
+    retries: int = 2,
+    on_progress: ProgressCallback | None = None,
+    on_log: LogCallback | None = None,
+) -> CompareResult:
+    """Compare two model versions, on one server or two: run models with run models, registry models
+    with registry models (neither flag: both).
+
+    `config` is a CompareConfig, the path of a config.yaml, or its content as a dict. `native_model`
+    overrides the config's per-server native_model. The two servers are inspected concurrently.
+    Raises a subclass of `VersionCheckError` when the comparison cannot be done.
+    """
+    if isinstance(config, CompareConfig):
+        loaded = config
+    elif isinstance(config, Mapping):
+        loaded = validate_config(dict(config))
+    else:
+        loaded = load_config(os.fspath(config))
+    validate_timeouts(timeout, retries)
+    if native_model is not None and not native_model.strip():
+        raise InvalidOption("--native-model is empty. Fix: give a relative path or 'auto'.")
+    roles = requested_roles(compare_run_models, compare_reg_models)
+    wanted = [
+        Wanted(
+            key,
+            ServerSpec(
+                tracking_uri=side.host,
+                registry_uri=side.registry_uri,
+                timeout_seconds=timeout,
+                retries=retries,
+            ),
+            side.model,
+            side.version_or_stage,
+        )
+        for key, side in zip(SERVER_KEYS, loaded.servers, strict=True)
+    ]
+    for item in wanted:
+        validate_name_and_version(item.model, item.version_or_stage)
+    started = time.monotonic()
+    with download_area(download_dir, "compare") as area:
+        inspection = inspect_versions(
+            wanted,
+            roles,
+            lambda key, role: area.path / role / key.replace("tracking_", ""),
+            on_progress=on_progress,
+            on_log=on_log,
+        )
+        compare_started = time.monotonic()
+        left_native = native_model or loaded.tracking_server_1.native_model
+        right_native = native_model or loaded.tracking_server_2.native_model
+        try:
+            comparisons = {
+                role: compare_pair(
+                    role,
+                    inspection.models[SERVER_KEYS[0]][role],
+                    inspection.models[SERVER_KEYS[1]][role],
+                    strict=strict,
+                    left_native=left_native,
+                    right_native=right_native,
+                )
+                for role in roles
+            }
+        except VersionCheckError as exc:
+            exc.partial.setdefault("versions", inspection.raw_versions)
+            raise
+        timings = dict(inspection.timings)
+        timings["compare_seconds"] = time.monotonic() - compare_started
+        timings["total_seconds"] = time.monotonic() - started
+        return CompareResult(
+            versions=(inspection.versions[SERVER_KEYS[0]], inspection.versions[SERVER_KEYS[1]]),
+            comparisons=comparisons,
+            native_model=native_model,
             strict=strict,
             download_dir=str(area.path),
             download_dir_kept=area.kept,

@@ -15,10 +15,11 @@ from typing import Any
 
 from . import __version__
 from .comparison import FileDifference, IgnoredItem, TreeSummary
+from .config import SERVER_KEYS
 from .errors import VersionCheckError
 from .integrity import IntegrityReport
 from .redact import redact
-from .results import CheckResult, DownloadedModel, ModelVersionInfo
+from .results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
 
 SCHEMA_VERSION = 1
 
@@ -88,9 +89,10 @@ def version_json(version: ModelVersionInfo) -> dict[str, Any]:
 
 
 def partial_version_json(
-    partial: Mapping[str, Any], tracking_uri: str | None, registry_uri: str | None
+    partial: Mapping[str, Any], key: str, tracking_uri: str | None, registry_uri: str | None
 ) -> dict[str, Any] | None:
-    version = (partial.get("versions") or {}).get("version")
+    """A version that was resolved before the failure, or None."""
+    version = (partial.get("versions") or {}).get(key)
     if not version:
         return None
     return version_json(ModelVersionInfo.from_worker(version, tracking_uri or "", registry_uri))
@@ -153,15 +155,74 @@ def check_report(result: CheckResult, options: Mapping[str, Any]) -> dict[str, A
     }
 
 
+COMPARE_SECTIONS = {"run_model": "Run_Model_Comparison", "reg_model": "Reg_Model_Comparison"}
+
+
+def compare_side_json(
+    model: DownloadedModel, summary: TreeSummary, native_paths: tuple[str, ...]
+) -> dict[str, Any]:
+    """One server's side of a compare section: the seed's `path` and `hash`, then the added fields."""
+    side = model_json(model, summary, native_paths)
+    local = side.pop("local_path")
+    return {"path": local["path"], "hash": local["hash"], **side}
+
+
+def compare_section(pair: ModelComparison, strict: bool) -> dict[str, Any]:
+    comparison = pair.comparison
+    left_paths, right_paths = pair.native_paths or ((), ())
+    return {
+        "equals": pair.equals,
+        "same_location": pair.same_location,
+        "method": "same-location" if pair.same_location else ("bytes" if strict else "bytes+mlmodel-rule"),
+        SERVER_KEYS[0]: compare_side_json(pair.left, pair.left_summary, left_paths),
+        SERVER_KEYS[1]: compare_side_json(pair.right, pair.right_summary, right_paths),
+        "native_model": (
+            {SERVER_KEYS[0]: list(left_paths), SERVER_KEYS[1]: list(right_paths)}
+            if pair.native_paths
+            else None
+        ),
+        "differences": [difference_json(d) for d in comparison.differences] if comparison else [],
+        "ignored": [ignored_json(i) for i in comparison.ignored] if comparison else [],
+    }
+
+
+def compare_report(result: CompareResult, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The report of a compare that ran, with the seed's sections and summary."""
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "status": result.status,
+        "equals": result.equals,
+        "error": None,
+        "System": system_section("compare"),
+        "Options": dict(options),
+        "Model_Versions": {
+            key: version_json(version) for key, version in zip(SERVER_KEYS, result.versions, strict=True)
+        },
+    }
+    for role, pair in result.comparisons.items():
+        report[COMPARE_SECTIONS[role]] = compare_section(pair, result.strict)
+    not_compared = [role for role in COMPARE_SECTIONS if role not in result.comparisons]
+    report["Comparison_Summary"] = {
+        **{role: pair.equals for role, pair in result.comparisons.items()},
+        "compared": list(result.comparisons),
+        "not_compared": not_compared,
+    }
+    report["Timings"] = {key: round(value, 3) for key, value in result.timings.items()}
+    return report
+
+
 def error_report(
     command: str,
     error: VersionCheckError,
     options: Mapping[str, Any],
-    *,
-    tracking_uri: str | None = None,
-    registry_uri: str | None = None,
+    servers: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> dict[str, Any]:
-    """The report of a check that could not be done: status error, and what was learnt before."""
+    """The report of a run that could not be done: status error, and what was learnt before.
+
+    `servers` maps a version key ("version" for check, "tracking_server_1|2" for compare) to its
+    tracking and registry URI, so that a version resolved before the failure is kept.
+    """
+    servers = servers or {}
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "status": "error",
@@ -171,8 +232,16 @@ def error_report(
         "Options": dict(options),
     }
     if command == "check":
-        report["Model_Version"] = partial_version_json(error.partial, tracking_uri, registry_uri)
+        report["Model_Version"] = partial_version_json(
+            error.partial, "version", *servers.get("version", (None, None))
+        )
         report["Comparison"] = None
+    else:
+        report["Model_Versions"] = {
+            key: partial_version_json(error.partial, key, *servers.get(key, (None, None)))
+            for key in SERVER_KEYS
+        }
+        report["Comparison_Summary"] = None
     return report
 
 
@@ -280,3 +349,49 @@ def check_summary(report: Mapping[str, Any]) -> str:
 
 def _side(entry: Mapping[str, Any] | None) -> str:
     return "-" if entry is None else f"{_size(entry['size'])} {entry['sha256'][:12]}"
+
+
+def compare_summary(report: Mapping[str, Any]) -> str:
+    """A short human summary of a compare report, for stdout."""
+    verdict = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}[report["status"]]
+    versions = report.get("Model_Versions") or {}
+    names = [f"{v['name']} v{v['version']}" if v else "?" for v in (versions.get(key) for key in SERVER_KEYS)]
+    lines = [f"compare {verdict}: {names[0]} (tracking_server_1) vs {names[1]} (tracking_server_2)"]
+    summary = report.get("Comparison_Summary")
+    if not summary:
+        return "\n".join(lines)
+    rows: list[tuple[str, ...]] = [
+        ("model", "equals", "server_1 files", "server_1 sha256", "server_2 files", "server_2 sha256")
+    ]
+    for role, section_name in COMPARE_SECTIONS.items():
+        section = report.get(section_name)
+        if section is None:
+            rows.append((role, "not compared", "", "", "", ""))
+            continue
+        left, right = section[SERVER_KEYS[0]], section[SERVER_KEYS[1]]
+        equals = "yes" if section["equals"] else "NO"
+        if section["same_location"]:
+            equals += " (same location)"
+        rows.append(
+            (role, equals, str(left["files"]), left["hash"][:16], str(right["files"]), right["hash"][:16])
+        )
+    lines.extend(_table(rows))
+    for role, section_name in COMPARE_SECTIONS.items():
+        section = report.get(section_name)
+        if not section:
+            continue
+        if section["differences"]:
+            rows = [(f"{role} difference", "path", "server_1", "server_2")]
+            rows.extend(
+                (d["kind"], d["path"], _side(d["left"]), _side(d["right"])) for d in section["differences"]
+            )
+            lines.extend(_table(rows))
+            lines.extend(f"  {d['path']}: {d['note']}" for d in section["differences"] if d.get("note"))
+        if section["ignored"]:
+            lines.append(
+                f"{role} ignored: "
+                + ", ".join(
+                    f"{i['path']}:{i['field']}" if i["field"] else i["path"] for i in section["ignored"]
+                )
+            )
+    return "\n".join(lines)

@@ -67,6 +67,47 @@ class DownloadedModel:
 
 
 @dataclass(frozen=True)
+class ModelComparison:
+    """Two downloaded models compared: the two run models, or the two registry models."""
+
+    role: str
+    left: DownloadedModel
+    right: DownloadedModel
+    # Both are one storage location, downloaded once: there is nothing to compare.
+    same_location: bool
+    comparison: TreeComparison | None
+    left_summary: TreeSummary
+    right_summary: TreeSummary
+    native_paths: tuple[tuple[str, ...], tuple[str, ...]] | None
+
+    @property
+    def equals(self) -> bool:
+        return self.same_location or (self.comparison is not None and self.comparison.equals)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """The answer to: are these two model versions the same model (run models, registry models)?"""
+
+    versions: tuple[ModelVersionInfo, ModelVersionInfo]
+    # "run_model" and/or "reg_model", in that order, as requested.
+    comparisons: Mapping[str, ModelComparison]
+    native_model: str | None
+    strict: bool
+    download_dir: str
+    download_dir_kept: bool
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def equals(self) -> bool:
+        return all(comparison.equals for comparison in self.comparisons.values())
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.equals else "failed"
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """The answer to: is this version's run model identical to the registry's copy?"""
 
