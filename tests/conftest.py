@@ -27,6 +27,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
 
 
+@pytest.fixture(scope="session")
+def mlflow_server_2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A second real server: "another workspace" for compare tests."""
+    with MlflowServer(tmp_path_factory.mktemp("server2")) as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
 def _no_ambient_server(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests name their server explicitly; an MLFLOW_* variable of the machine must not leak in.

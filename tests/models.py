@@ -163,3 +163,61 @@ def artifact_directory(server_artifacts: Path, client_uri: str, version: Registe
     prefix = "mlflow-artifacts:/"
     assert download_uri.startswith(prefix), download_uri
     return server_artifacts / download_uri[len(prefix) :].lstrip("/")
+
+
+def download_version_files(tracking_uri: str, version: Registered, destination: Path) -> Path:
+    """The files of a registered version, fetched through MLflow with explicit URIs."""
+    client = _client(tracking_uri)
+    uri = client.get_model_version_download_uri(version.name, version.version)
+    if uri.startswith("runs:/"):
+        run_id, _, sub = uri[len("runs:/") :].partition("/")
+        uri = client.get_run(run_id).info.artifact_uri + "/" + sub
+    destination.mkdir(parents=True, exist_ok=True)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=uri, tracking_uri=tracking_uri, dst_path=str(destination)
+    )
+    meta = Path(local) / "registered_model_meta"
+    meta.unlink(missing_ok=True)
+    return Path(local)
+
+
+def rewrite_identity(model_dir: Path, run_id: str) -> None:
+    """Rewrite MLmodel's identity fields as an export/import tool does for the copy's new home."""
+    import uuid
+
+    import yaml
+
+    mlmodel_path = model_dir / "MLmodel"
+    mlmodel = yaml.safe_load(mlmodel_path.read_text())
+    mlmodel["run_id"] = run_id
+    mlmodel["model_uuid"] = uuid.uuid4().hex
+    if mlmodel.get("model_id"):
+        mlmodel["model_id"] = f"m-{uuid.uuid4().hex}"
+    mlmodel["utc_time_created"] = "2030-01-02 03:04:05.000000"
+    mlmodel["artifact_path"] = "model"
+    mlmodel_path.write_text(yaml.safe_dump(mlmodel, default_flow_style=False))
+
+
+def copy_version(
+    source_uri: str,
+    version: Registered,
+    destination_uri: str,
+    name: str,
+    *,
+    tamper: Any = None,
+) -> Registered:
+    """Copy a version to another server as mlflow-export-import does: same files, new run, MLmodel
+    rewritten with the new run id, model id and time; `tamper(model_dir)` may change the copy."""
+    with tempfile.TemporaryDirectory() as scratch:
+        local = download_version_files(source_uri, version, Path(scratch) / "download")
+        client = _client(destination_uri)
+        with mlflow.start_run() as run:
+            rewrite_identity(local, run.info.run_id)
+            if tamper is not None:
+                tamper(local)
+            mlflow.log_artifacts(str(local), "model")
+        _ensure_registered_model(client, name)
+        mv = client.create_model_version(
+            name, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+        )
+    return _registered(client, name, str(mv.version))

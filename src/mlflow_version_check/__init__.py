@@ -13,16 +13,25 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckResult", "VersionCheckError", "__version__", "check_model_version"]
+__all__ = [
+    "CheckResult",
+    "CompareResult",
+    "VersionCheckError",
+    "__version__",
+    "check_model_version",
+    "compare_model_versions",
+]
 
 if TYPE_CHECKING:
-    from .core import check_model_version
+    from .core import check_model_version, compare_model_versions
     from .errors import VersionCheckError
-    from .results import CheckResult
+    from .results import CheckResult, CompareResult
 
 _LAZY = {
     "check_model_version": ("core", "check_model_version"),
+    "compare_model_versions": ("core", "compare_model_versions"),
     "CheckResult": ("results", "CheckResult"),
+    "CompareResult": ("results", "CompareResult"),
     "VersionCheckError": ("errors", "VersionCheckError"),
 }
 

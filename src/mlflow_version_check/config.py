@@ -145,6 +145,10 @@ def parse_config(text: str, source: str = "<config>") -> CompareConfig:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         problem = " ".join(str(exc.problem or exc.context or "cannot be parsed").split())
+        context = exc.context_mark
+        if exc.context and context is not None and (mark is None or context.line != mark.line):
+            # "[unclosed" is only noticed at the end of the file: also say where it began.
+            problem += f" ({exc.context} that starts at line {context.line + 1}, column {context.column + 1})"
         raise _fail(source, where, f"invalid YAML: {problem}", "correct the YAML syntax there") from exc
     except yaml.YAMLError as exc:
         raise _fail(source, "YAML", f"invalid YAML: {exc}", "correct the YAML syntax") from exc

@@ -266,13 +266,10 @@ def run_workers(
 
 
 def _with_partial(error: VersionCheckError, workers: Sequence[Worker]) -> VersionCheckError:
-    versions: dict[str, Any] = {}
-    located: dict[str, Any] = {}
+    """Merge what every worker had learnt into the error (a failing side knows only its own)."""
     for worker in workers:
         partial = worker.partial()
-        versions.update(partial["versions"])
-        located.update(partial.get("located", {}))
-    error.partial.setdefault("versions", versions)
-    if located:
-        error.partial.setdefault("located", located)
+        error.partial.setdefault("versions", {}).update(partial["versions"])
+        if "located" in partial:
+            error.partial.setdefault("located", {}).update(partial["located"])
     return error

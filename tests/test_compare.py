@@ -1,0 +1,439 @@
+"""`compare` end to end against two real `mlflow server` processes, and its config validation."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlflow_version_check import compare_model_versions
+from mlflow_version_check.cli import compare_model_versions_main, main
+from mlflow_version_check.config import parse_config
+from tests import models
+from tests.conftest import BIN, assert_one_clear_line, load_valid_report, run_command
+from tests.servers import MlflowServer, free_port
+
+pytestmark = pytest.mark.server
+
+_names = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{next(_names)}"
+
+
+def write_config(path: Path, side_1: dict[str, Any], side_2: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump({"tracking_server_1": side_1, "tracking_server_2": side_2}))
+    return path
+
+
+def side(server: MlflowServer | str, version: models.Registered, **extra: Any) -> dict[str, Any]:
+    host = server if isinstance(server, str) else server.url
+    return {"host": host, "model": version.name, "version_or_stage": version.version, **extra}
+
+
+@pytest.fixture(scope="module")
+def original(mlflow_server: MlflowServer) -> models.Registered:
+    """A directory-format model (nested files, a signature) on the first server."""
+    return models.log_directory_flavor(mlflow_server.url, unique("original"))
+
+
+def _nested_file(model: Path) -> None:
+    target = next((model / "artifacts").rglob("layer1.bin"))
+    target.write_bytes(target.read_bytes() + b"\x00")
+
+
+def _same_size(model: Path) -> None:
+    target = next((model / "artifacts").rglob("layer0.bin"))
+    data = bytearray(target.read_bytes())
+    data[100] ^= 0xFF
+    target.write_bytes(bytes(data))
+
+
+def _extra_file(model: Path) -> None:
+    (model / "artifacts" / "net" / "extra.txt").write_text("smuggled")
+
+
+def _missing_file(model: Path) -> None:
+    next((model / "artifacts").rglob("params.json")).unlink()
+
+
+def _signature(model: Path) -> None:
+    mlmodel = yaml.safe_load((model / "MLmodel").read_text())
+    mlmodel["signature"]["inputs"] = '[{"type": "double", "required": true}]'
+    (model / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+
+
+def test_copy_on_another_server_is_equal_with_ignored_fields(
+    mlflow_server: MlflowServer, mlflow_server_2: MlflowServer, original: models.Registered, tmp_path: Path
+) -> None:
+    """A model re-uploaded to a second server (new run id, model id, time) compares equal; the ignored
+    MLmodel fields are listed with both values."""
+    copy = models.copy_version(mlflow_server.url, original, mlflow_server_2.url, unique("copy"))
+    config = write_config(
+        tmp_path / "config.yaml", side(mlflow_server, original), side(mlflow_server_2, copy)
+    )
+    report_file = tmp_path / "compare.json"
+    code = compare_model_versions_main(["--config-file", str(config), "--report-file", str(report_file)])
+    assert code == 0
+    report = load_valid_report(report_file)
+    assert report["status"] == "passed"
+    assert report["Comparison_Summary"]["run_model"] is True
+    assert report["Comparison_Summary"]["reg_model"] is True
+    for section in ("Run_Model_Comparison", "Reg_Model_Comparison"):
+        comparison = report[section]
+        assert comparison["equals"] is True
+        assert comparison["same_location"] is False
+        assert comparison["tracking_server_1"]["files"] == comparison["tracking_server_2"]["files"] == 8
+        ignored = {item["field"]: item for item in comparison["ignored"]}
+        assert {"run_id", "model_uuid", "utc_time_created"} <= set(ignored)
+        assert ignored["run_id"]["left"] == original.run_id
+        assert ignored["run_id"]["right"] == copy.run_id
+        assert ignored["utc_time_created"]["right"] == "2030-01-02 03:04:05.000000"
+    versions = report["Model_Versions"]
+    assert versions["tracking_server_1"]["tracking_uri"] == mlflow_server.url
+    assert versions["tracking_server_2"]["tracking_uri"] == mlflow_server_2.url
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        pytest.param(_nested_file, [("artifacts/net/weights/layer1.bin", "changed")], id="nested-file"),
+        pytest.param(_same_size, [("artifacts/net/weights/layer0.bin", "changed")], id="same-size-bytes"),
+        pytest.param(_extra_file, [("artifacts/net/extra.txt", "right_only")], id="extra-file"),
+        pytest.param(_missing_file, [("artifacts/net/config/params.json", "left_only")], id="missing-file"),
+        pytest.param(_signature, [("MLmodel", "changed")], id="mlmodel-signature"),
+    ],
+)
+def test_tampered_copy_is_different_and_named(
+    mlflow_server: MlflowServer,
+    mlflow_server_2: MlflowServer,
+    original: models.Registered,
+    tmp_path: Path,
+    tamper: Callable[[Path], None],
+    expected: list[tuple[str, str]],
+) -> None:
+    """Each kind of tampering on the second server: exit 1, and each section names the path with both
+    sizes and hashes."""
+    copy = models.copy_version(
+        mlflow_server.url, original, mlflow_server_2.url, unique("tampered"), tamper=tamper
+    )
+    config = write_config(
+        tmp_path / "config.yaml", side(mlflow_server, original), side(mlflow_server_2, copy)
+    )
+    report_file = tmp_path / "compare.json"
+    run = run_command(
+        "compare-model-versions", "--config-file", str(config), "--report-file", str(report_file)
+    )
+    assert run.exit_code == 1, run.stderr
+    report = load_valid_report(report_file)
+    assert report["status"] == "failed"
+    assert report["Comparison_Summary"] == {
+        "run_model": False,
+        "reg_model": False,
+        "compared": ["run_model", "reg_model"],
+        "not_compared": [],
+    }
+    for section in ("Run_Model_Comparison", "Reg_Model_Comparison"):
+        differences = report[section]["differences"]
+        assert [(d["path"], d["kind"]) for d in differences] == expected
+        for difference in differences:
+            for entry in (difference["left"], difference["right"]):
+                if entry is not None:
+                    assert entry["size"] >= 0
+                    assert len(entry["sha256"]) == 64
+            if difference["kind"] == "changed":
+                assert difference["left"]["sha256"] != difference["right"]["sha256"]
+    assert expected[0][0] in run.stdout
+
+
+def test_same_server_two_versions_with_the_same_files(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """Same server, two versions whose files are byte-identical copies in two locations: equal."""
+    name = unique("twins")
+    with_files = models.register_run_artifacts(mlflow_server.url, name, source_form="runs")
+    files = models.download_version_files(mlflow_server.url, with_files, tmp_path / "files")
+    twin = models.register_run_artifacts(mlflow_server.url, name, source_form="location", model_dir=files)
+    result = compare_model_versions(
+        {"tracking_server_1": side(mlflow_server, with_files), "tracking_server_2": side(mlflow_server, twin)}
+    )
+    assert result.equals
+    for pair in result.comparisons.values():
+        assert not pair.same_location
+        assert pair.comparison is not None
+        assert pair.comparison.ignored == ()
+        assert pair.left.local_path != pair.right.local_path
+
+
+def test_same_location_is_downloaded_once(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """A version copied within the registry shares its storage: one download, same_location reported."""
+    original = models.log_sklearn(mlflow_server.url, unique("shared"))
+    copied = models._client(mlflow_server.url).copy_model_version(
+        f"models:/{original.name}/{original.version}", unique("shared_copy")
+    )
+    copy = models.Registered(copied.name, str(copied.version), copied.source, copied.run_id)
+    config = write_config(tmp_path / "c.yaml", side(mlflow_server, original), side(mlflow_server, copy))
+    report_file = tmp_path / "r.json"
+    download_dir = tmp_path / "dl"
+    assert main(["compare", "--config-file", str(config), "--report-file", str(report_file),
+                 "--download-dir", str(download_dir)]) == 0  # fmt: skip
+    report = load_valid_report(report_file)
+    run_section = report["Run_Model_Comparison"]
+    assert run_section["same_location"] is True
+    assert run_section["tracking_server_1"]["downloaded"] is True
+    assert run_section["tracking_server_2"]["downloaded"] is False
+    assert report["Reg_Model_Comparison"]["tracking_server_1"]["downloaded"] is False
+    downloaded = [p for p in download_dir.rglob("MLmodel")]
+    assert len(downloaded) == 1, downloaded
+
+
+@pytest.mark.parametrize(
+    ("flags", "compared", "absent"),
+    [
+        pytest.param(["--compare-run-models"], ["run_model"], "Reg_Model_Comparison", id="run-only"),
+        pytest.param(["--compare-reg-models"], ["reg_model"], "Run_Model_Comparison", id="reg-only"),
+        pytest.param([], ["run_model", "reg_model"], None, id="neither-means-both"),
+        pytest.param(
+            ["--compare-run-models", "--compare-reg-models"], ["run_model", "reg_model"], None, id="both"
+        ),
+    ],
+)
+def test_compare_flags_choose_sections(
+    mlflow_server: MlflowServer,
+    mlflow_server_2: MlflowServer,
+    original: models.Registered,
+    tmp_path: Path,
+    flags: list[str],
+    compared: list[str],
+    absent: str | None,
+) -> None:
+    """--compare-run-models / --compare-reg-models select the sections; the summary says what was left out."""
+    copy = models.copy_version(mlflow_server.url, original, mlflow_server_2.url, unique("flags"))
+    config = write_config(tmp_path / "c.yaml", side(mlflow_server, original), side(mlflow_server_2, copy))
+    report_file = tmp_path / "r.json"
+    assert (
+        compare_model_versions_main(["--config-file", str(config), "--report-file", str(report_file), *flags])
+        == 0
+    )
+    report = load_valid_report(report_file)
+    summary = report["Comparison_Summary"]
+    assert summary["compared"] == compared
+    for role in compared:
+        assert summary[role] is True
+    if absent:
+        assert absent not in report
+        left_out = "reg_model" if absent.startswith("Reg") else "run_model"
+        assert summary["not_compared"] == [left_out]
+        assert left_out not in summary
+    else:
+        assert summary["not_compared"] == []
+
+
+def test_config_from_standard_input(
+    mlflow_server: MlflowServer, mlflow_server_2: MlflowServer, original: models.Registered
+) -> None:
+    """--config-file - reads the YAML from standard input."""
+    copy = models.copy_version(mlflow_server.url, original, mlflow_server_2.url, unique("stdin"))
+    text = yaml.safe_dump(
+        {"tracking_server_1": side(mlflow_server, original), "tracking_server_2": side(mlflow_server_2, copy)}
+    )
+    completed = subprocess.run(
+        [str(BIN / "mlflow-version-check"), "compare", "--config-file", "-", "--compare-reg-models"],
+        input=text, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert "compare PASSED" in completed.stdout
+
+
+def test_native_model_auto_from_config(
+    mlflow_server: MlflowServer, mlflow_server_2: MlflowServer, tmp_path: Path
+) -> None:
+    """native_model: auto finds sklearn's pickled model on both sides; a change outside it is not compared."""
+    original = models.log_sklearn(mlflow_server.url, unique("native"))
+    copy = models.copy_version(
+        mlflow_server.url, original, mlflow_server_2.url, unique("native_copy"),
+        tamper=lambda model: (model / "requirements.txt").write_text("something-else\n"),
+    )  # fmt: skip
+    config = write_config(
+        tmp_path / "c.yaml",
+        side(mlflow_server, original, native_model="auto"),
+        side(mlflow_server_2, copy, native_model="auto"),
+    )
+    report_file = tmp_path / "r.json"
+    assert compare_model_versions_main(["--config-file", str(config), "--report-file", str(report_file)]) == 0
+    section = load_valid_report(report_file)["Run_Model_Comparison"]
+    assert section["native_model"] == {"tracking_server_1": ["model.pkl"], "tracking_server_2": ["model.pkl"]}
+    assert Path(section["tracking_server_1"]["path"]).name == "model.pkl"
+    assert section["tracking_server_1"]["hash"] == section["tracking_server_2"]["hash"]
+    # Without narrowing the same pair differs in requirements.txt: proof the narrowing did the work.
+    assert (
+        compare_model_versions_main(
+            ["--config-file", str(config), "--native-model", ".", "--report-file", str(report_file)]
+        )
+        == 1
+    )
+    assert [d["path"] for d in load_valid_report(report_file)["Run_Model_Comparison"]["differences"]] == [
+        "requirements.txt"
+    ]
+
+
+def test_unreachable_second_server_keeps_the_first(
+    mlflow_server: MlflowServer, original: models.Registered, tmp_path: Path
+) -> None:
+    """The second server refuses connections: exit 3, and the error report records what the first resolved."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = write_config(
+        tmp_path / "c.yaml",
+        side(mlflow_server, original),
+        {"host": dead, "model": "m", "version_or_stage": "1"},
+    )
+    report_file = tmp_path / "r.json"
+    run = run_command(
+        "compare-model-versions", "--config-file", str(config), "--report-file", str(report_file)
+    )
+    assert run.exit_code == 3
+    line = assert_one_clear_line(run)
+    assert line.startswith("error: tracking_server_2: ") and dead in line
+    report = load_valid_report(report_file)
+    assert report["status"] == "error"
+    assert report["error"]["type"] == "ServerUnreachable"
+    first = report["Model_Versions"]["tracking_server_1"]
+    assert first["name"] == original.name and first["version"] == original.version
+    assert first["tracking_uri"] == mlflow_server.url
+    assert report["Model_Versions"]["tracking_server_2"] is None
+
+
+def test_missing_version_on_first_server(
+    mlflow_server: MlflowServer, original: models.Registered, tmp_path: Path
+) -> None:
+    """A version missing on one side names that side and exits 3."""
+    config = write_config(
+        tmp_path / "c.yaml",
+        {"host": mlflow_server.url, "model": original.name, "version_or_stage": "77"},
+        side(mlflow_server, original),
+    )
+    run = run_command("compare-model-versions", "--config-file", str(config))
+    assert run.exit_code == 3
+    assert assert_one_clear_line(run).startswith("error: tracking_server_1+tracking_server_2: version 77")
+
+
+SEED_CONFIG = """\
+tracking_server_1:
+  host: databricks://test_env
+  model: Sklearn_Wine
+  version_or_stage: staging
+  native_model: model.pkl
+tracking_server_2:
+  host: databricks://prod_env
+  model: Sklearn_Wine_Imported
+  version_or_stage: staging
+  native_model: model.pkl
+"""
+
+
+def test_seed_readme_config_parses() -> None:
+    """The original tool's README config (two databricks:// profiles) parses unchanged."""
+    config = parse_config(SEED_CONFIG, "config.yaml")
+    assert config.tracking_server_1.host == "databricks://test_env"
+    assert config.tracking_server_2.model == "Sklearn_Wine_Imported"
+    assert config.tracking_server_2.native_model == "model.pkl"
+    assert config.tracking_server_1.version_or_stage == "staging"
+
+
+GOOD = {"host": "http://127.0.0.1:9", "model": "m", "version_or_stage": "1"}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        pytest.param("tracking_server_1: [unclosed\n", "line 1", id="unparseable-yaml"),
+        pytest.param("", "is empty", id="empty-file"),
+        pytest.param("- a\n- b\n", "top level: must be a mapping", id="not-a-mapping"),
+        pytest.param(
+            yaml.safe_dump({"tracking_server_1": GOOD}), "tracking_server_2: is missing", id="missing-server"
+        ),
+        pytest.param(
+            yaml.safe_dump({"tracking_server_1": GOOD, "tracking_server_2": GOOD, "tracking_server_3": GOOD}),
+            "tracking_server_3: unknown key",
+            id="unknown-server-key",
+        ),
+        pytest.param(
+            yaml.safe_dump({"tracking_server_1": GOOD, "tracking_server_2": {**GOOD, "modle": "x"}}),
+            "tracking_server_2.modle: unknown key (did you mean 'model'?)",
+            id="typo-key",
+        ),
+        pytest.param(
+            yaml.safe_dump(
+                {"tracking_server_1": {"host": "http://x:1", "model": "m"}, "tracking_server_2": GOOD}
+            ),
+            "tracking_server_1.version_or_stage: is missing",
+            id="missing-key",
+        ),
+        pytest.param(
+            yaml.safe_dump({"tracking_server_1": {**GOOD, "model": ["a"]}, "tracking_server_2": GOOD}),
+            "tracking_server_1.model: must be a text value, not a list",
+            id="wrong-type",
+        ),
+        pytest.param(
+            yaml.safe_dump(
+                {"tracking_server_1": GOOD, "tracking_server_2": {**GOOD, "version_or_stage": True}}
+            ),
+            "tracking_server_2.version_or_stage: must be a text value, not bool",
+            id="bool-version",
+        ),
+        pytest.param(
+            yaml.safe_dump({"tracking_server_1": {**GOOD, "model": "  "}, "tracking_server_2": GOOD}),
+            "tracking_server_1.model: is empty",
+            id="empty-value",
+        ),
+        pytest.param(
+            yaml.safe_dump(
+                {"tracking_server_1": {**GOOD, "host": "localhost:5000"}, "tracking_server_2": GOOD}
+            ),
+            "tracking_server_1.host: 'localhost:5000' is not a tracking URI",
+            id="host-without-scheme",
+        ),
+        pytest.param(
+            yaml.safe_dump({"tracking_server_1": "http://x", "tracking_server_2": GOOD}),
+            "tracking_server_1: must be a mapping",
+            id="server-not-a-mapping",
+        ),
+        pytest.param(
+            yaml.safe_dump({"tracking_server_1": GOOD, "tracking_server_2": {**GOOD, "native_model": ""}}),
+            "tracking_server_2.native_model: is empty",
+            id="empty-optional",
+        ),
+    ],
+)
+def test_config_errors_exit_2_naming_file_and_key(tmp_path: Path, text: str, words: str) -> None:
+    """Every config error: exit 2, one line naming the file and the key, and an error report."""
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    report_file = tmp_path / "r.json"
+    run = run_command(
+        "compare-model-versions", "--config-file", str(config), "--report-file", str(report_file)
+    )
+    assert run.exit_code == 2, run.stderr
+    line = assert_one_clear_line(run)
+    assert line.startswith(f"error: {config}: ")
+    assert words in line
+    report = load_valid_report(report_file)
+    assert report["error"]["type"] == "ConfigError"
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        pytest.param("missing.yaml", "no such file", id="no-file"),
+        pytest.param(".", "is a directory", id="directory"),
+    ],
+)
+def test_config_path_problems(tmp_path: Path, target: str, words: str) -> None:
+    """A config path that is missing or a directory: exit 2 with one line."""
+    run = run_command("compare-model-versions", "--config-file", str(tmp_path / target))
+    assert run.exit_code == 2
+    assert words in assert_one_clear_line(run)
