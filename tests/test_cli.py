@@ -47,11 +47,34 @@ def test_help_lists_every_option(program: str, args: list[str]) -> None:
     )
 
 
+COMPARE_OPTIONS = [
+    "--config-file", "--download-dir", "--report-file", "--compare-run-models", "--compare-reg-models",
+    "--strict", "--native-model", "--timeout", "--retries", "--verbose",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("program", "args"),
+    [
+        pytest.param("compare-model-versions", ["--help"], id="compare-model-versions"),
+        pytest.param("mlflow-version-check", ["compare", "--help"], id="mlflow-version-check-compare"),
+    ],
+)
+def test_compare_help_lists_every_option(program: str, args: list[str]) -> None:
+    """--help of both compare commands lists the seed's options and the added ones."""
+    run = run_command(program, *args)
+    assert run.exit_code == 0, run.stderr
+    for option in COMPARE_OPTIONS:
+        assert option in run.stdout, option
+    assert "Exit codes: 0 equal, 1 different" in " ".join(run.stdout.split())
+
+
 def test_top_level_help_lists_commands() -> None:
     """The app's own help names its sub-commands and exit codes."""
     run = run_command("mlflow-version-check", "--help")
     assert run.exit_code == 0
     assert re.search(r"^\s+check\s", run.stdout, re.MULTILINE)
+    assert re.search(r"^\s+compare\s", run.stdout, re.MULTILINE)
 
 
 def test_no_arguments_shows_help_not_a_traceback() -> None:
@@ -61,7 +84,7 @@ def test_no_arguments_shows_help_not_a_traceback() -> None:
     assert "Usage:" in run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("program", ["check-model-version", "mlflow-version-check"])
+@pytest.mark.parametrize("program", ["check-model-version", "mlflow-version-check", "compare-model-versions"])
 def test_version_flag(program: str) -> None:
     """--version prints the tool's version and exits 0."""
     run = run_command(program, "--version")

@@ -376,6 +376,16 @@ def compare_summary(report: Mapping[str, Any]) -> str:
             (role, equals, str(left["files"]), left["hash"][:16], str(right["files"]), right["hash"][:16])
         )
     lines.extend(_table(rows))
+    if any(
+        (section := report.get(name))
+        and section["equals"]
+        and section["ignored"]
+        and section[SERVER_KEYS[0]]["hash"] != section[SERVER_KEYS[1]]["hash"]
+        for name in COMPARE_SECTIONS.values()
+    ):
+        lines.append(
+            "(equal models with different digests: the digests cover the ignored MLmodel fields below)"
+        )
     for role, section_name in COMPARE_SECTIONS.items():
         section = report.get(section_name)
         if not section:
