@@ -3,7 +3,10 @@
 Start-up: `--help` of both console scripts and a failing invocation (exit 2), each run repeatedly as
 a separate process, as CI would call them. Small check: one `check` of a small model against a local
 server, next to the floor (MLflow's own download of the same URI plus SHA-256 of every file, in one
-process). Results are printed and written to bench/out/results.json; bench/RESULTS.md records them.
+process). Large compare: a model with a 256 MiB file on two servers; `check` on each, its floor, and
+`compare` of the two, whose wall time shows whether the two servers' downloads overlap (close to one
+check, not the sum of both). Results are printed and written to bench/out/results.json;
+bench/RESULTS.md records them.
 """
 
 from __future__ import annotations
@@ -56,6 +59,44 @@ def series(command: list[str], expected: int, repeats: int = REPEATS) -> dict[st
     return {"min_s": round(min(runs), 3), "median_s": round(statistics.median(runs), 3), "runs": repeats}
 
 
+def large_compare() -> dict[str, object]:
+    """check, floor and compare on a 256 MiB model held by two servers."""
+    import os
+
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        MlflowServer(Path(scratch) / "s1") as first,
+        MlflowServer(Path(scratch) / "s2") as second,
+    ):
+        payload = {"weights/big.bin": os.urandom(256 << 20), "config/params.json": b"{}"}
+        original = models.log_directory_flavor(first.url, "bench_big", files=payload)
+        copy = models.copy_version(first.url, original, second.url, "bench_big")
+        del payload
+        config = Path(scratch) / "config.yaml"
+        config.write_text(
+            f"tracking_server_1: {{host: '{first.url}', model: bench_big, version_or_stage: '1'}}\n"
+            f"tracking_server_2: {{host: '{second.url}', model: bench_big, "
+            f"version_or_stage: '{copy.version}'}}\n"
+        )
+        check = [str(BIN / "check-model-version"), "--model", "bench_big", "--version-or-stage", "1"]
+        figures: dict[str, object] = {
+            "check_server_1": series([*check, "--tracking-uri", first.url], 0, repeats=3),
+            "check_server_2": series([*check, "--tracking-uri", second.url], 0, repeats=3),
+            "compare_run_models": series(
+                [str(BIN / "compare-model-versions"), "--config-file", str(config), "--compare-run-models"],
+                0,
+                repeats=3,
+            ),
+        }
+        download_uri = models._client(first.url).get_model_version_download_uri("bench_big", "1")
+        figures["floor_server_1"] = series(
+            [sys.executable, "-c", FLOOR, download_uri, first.url, tempfile.mkdtemp(dir=scratch)],
+            0,
+            repeats=3,
+        )
+        return figures
+
+
 def main() -> int:
     results: dict[str, object] = {"python": platform.python_version(), "machine": platform.machine()}
     startup = {
@@ -85,6 +126,7 @@ def main() -> int:
             repeats=5,
         )
         results["small_check"] = {"check": check, "floor": floor}
+    results["large"] = large_compare()
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
