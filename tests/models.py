@@ -46,7 +46,9 @@ def _registered(client: MlflowClient, name: str, version: str) -> Registered:
     return Registered(name=name, version=str(mv.version), source=mv.source, run_id=mv.run_id)
 
 
-def log_sklearn(tracking_uri: str, name: str, *, seed: int = 0) -> Registered:
+def log_sklearn(
+    tracking_uri: str, name: str, *, seed: int = 0, experiment_id: str | None = None
+) -> Registered:
     """MLflow 3 style: log_model(name=..., registered_model_name=...) -> source models:/m-<id>."""
     import numpy as np
 
@@ -54,7 +56,7 @@ def log_sklearn(tracking_uri: str, name: str, *, seed: int = 0) -> Registered:
     model = fit_sklearn(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with mlflow.start_run():
+        with mlflow.start_run(experiment_id=experiment_id):
             info = mlflow.sklearn.log_model(
                 model,
                 name="model",
@@ -89,7 +91,13 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
 
 
 def register_run_artifacts(
-    tracking_uri: str, name: str, *, source_form: str, seed: int = 0, model_dir: Path | None = None
+    tracking_uri: str,
+    name: str,
+    *,
+    source_form: str,
+    seed: int = 0,
+    model_dir: Path | None = None,
+    experiment_id: str | None = None,
 ) -> Registered:
     """Log a saved model as plain run artifacts, then create_model_version with a given source form.
 
@@ -98,7 +106,7 @@ def register_run_artifacts(
     client = _client(tracking_uri)
     with tempfile.TemporaryDirectory() as scratch:
         local = model_dir or save_sklearn_locally(Path(scratch), seed=seed)
-        with mlflow.start_run() as run:
+        with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_artifacts(str(local), "model")
     run_id = run.info.run_id
     source = f"runs:/{run_id}/model" if source_form == "runs" else f"{run.info.artifact_uri}/model"

@@ -356,14 +356,13 @@ def test_source_copied_from_another_version_resolves(mlflow_server: MlflowServer
 
 def test_local_store_with_file_artifacts(tmp_path: Path) -> None:
     """A sqlite tracking URI with file: artifact locations (no server) resolves, downloads and passes."""
-    import mlflow
-
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = models._client(tracking_uri)
     experiment = client.create_experiment("local", artifact_location=(tmp_path / "artifacts").as_uri())
-    mlflow.set_experiment(experiment_id=experiment)
-    logged = models.log_sklearn(tracking_uri, "local_model")
-    by_location = models.register_run_artifacts(tracking_uri, "local_model", source_form="location")
+    logged = models.log_sklearn(tracking_uri, "local_model", experiment_id=experiment)
+    by_location = models.register_run_artifacts(
+        tracking_uri, "local_model", source_form="location", experiment_id=experiment
+    )
     assert by_location.source.startswith("file://")
     for version in (logged.version, by_location.version):
         result = check_model_version("local_model", version, tracking_uri=tracking_uri)
