@@ -531,7 +531,7 @@ def download_tree(
     manifest: dict[str, list[Any]] = {}
     lock = threading.Lock()
 
-    def fetch(path: str) -> None:
+    def fetch(path: str, listed_size: int | None) -> None:
         local = (root / path).resolve()
         if root not in local.parents:
             raise UnsafeArtifactPath(f"{path!r} resolves outside the download directory")
@@ -541,6 +541,13 @@ def download_tree(
             entry = hash_file(local)
         except (MlflowException, requests.RequestException, OSError) as exc:
             _download_error(exc, server, location, path)
+        if listed_size is not None and entry.size != listed_size:
+            # A transfer cut short without an error would otherwise look like a changed file.
+            raise ArtifactDownloadError(
+                f"downloading {path} of {redact(location)} gave {entry.size} bytes but the listing "
+                f"says {listed_size}. Likely cause: the transfer was cut short or the file changed "
+                "during the check. Fix: rerun; if it persists, check the artifact store."
+            )
         with lock:
             manifest[path] = [entry.size, entry.sha256]
         progress.add(entry.size)
@@ -548,7 +555,7 @@ def download_tree(
     # _download_file is what MLflow's own download_artifacts calls per file; calling it directly
     # lets this tool check every listed path before writing and hash each file while others download.
     with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix=role) as pool:
-        futures = [pool.submit(fetch, path) for path, _ in files]
+        futures = [pool.submit(fetch, path, size) for path, size in files]
         _done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
         for future in not_done:
             future.cancel()
