@@ -1,0 +1,347 @@
+"""The CI adapter behind entrypoint.py: inputs -> credentials -> CLI call -> outputs, summary, artifact.
+
+Inputs come as the runner passes them, `INPUT_<NAME>` with hyphens kept (`INPUT_VERSION-OR-STAGE`);
+other CI systems, whose variable names cannot hold hyphens, use `INPUT_VERSION_OR_STAGE` or
+`MVC_VERSION_OR_STAGE`. Every secret is masked before anything is printed; credentials are written
+only to a private temporary HOME that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from . import github
+from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE
+
+DEFAULTS: dict[str, str] = {
+    "command": "check",
+    "model": "",
+    "version-or-stage": "",
+    "config-file": "",
+    "tracking-uri": "",
+    "registry-uri": "",
+    "databricks-host": "",
+    "databricks-token": "",
+    "databricks-client-id": "",
+    "databricks-client-secret": "",
+    "databricks-config": "",
+    "mlflow-tracking-token": "",
+    "strict": "false",
+    "native-model": "",
+    "download-dir": "",
+    "report-file": "mlflow-version-check-report.json",
+    "artifact-name": "mlflow-version-check-report",
+    "upload-artifact": "true",
+    "fail-on-difference": "true",
+}
+SECRET_INPUTS = ("databricks-token", "databricks-client-secret", "mlflow-tracking-token", "databricks-config")
+# Variables through which databricks-sdk silently overrides a profile's values (it reads env first).
+AMBIENT_DATABRICKS = (
+    "DATABRICKS_HOST",
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_ID",
+    "DATABRICKS_CLIENT_SECRET",
+    "DATABRICKS_CONFIG_PROFILE",
+    "DATABRICKS_CONFIG_FILE",
+    "DATABRICKS_USERNAME",
+    "DATABRICKS_PASSWORD",
+)
+_SECRET_KEYS_IN_CONFIG = ("token", "client_secret", "password", "azure_client_secret")
+
+
+class ActionInputError(Exception):
+    """An input is missing or has a value that cannot work (exit 2)."""
+
+
+def read_inputs(environ: Mapping[str, str]) -> dict[str, str]:
+    """Each input from INPUT_<NAME> (hyphens kept), INPUT_<NAME_> or MVC_<NAME_>, else its default."""
+    values: dict[str, str] = {}
+    for name, default in DEFAULTS.items():
+        upper = name.upper()
+        underscored = upper.replace("-", "_")
+        for key in (f"INPUT_{upper}", f"INPUT_{underscored}", f"MVC_{underscored}"):
+            value = environ.get(key, "")
+            if value.strip():
+                values[name] = value if name == "databricks-config" else value.strip()
+                break
+        else:
+            values[name] = default
+    return values
+
+
+def secrets_of(inputs: Mapping[str, str]) -> list[str]:
+    """Every secret value: the secret inputs and the credentials inside databricks-config."""
+    found = [inputs[name] for name in SECRET_INPUTS if inputs.get(name, "").strip()]
+    for line in inputs.get("databricks-config", "").splitlines():
+        key, separator, value = line.partition("=")
+        if separator and key.strip().lower() in _SECRET_KEYS_IN_CONFIG and value.strip():
+            found.append(value.strip())
+    return found
+
+
+def boolean(inputs: Mapping[str, str], name: str) -> bool:
+    value = inputs[name].strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise ActionInputError(
+        f"input {name} is {inputs[name]!r}, not true or false. Fix: set it to true or false."
+    )
+
+
+def _uses_named_profile(inputs: Mapping[str, str]) -> bool:
+    uris = [inputs["tracking-uri"], inputs["registry-uri"]]
+    config_file = inputs["config-file"]
+    if inputs["command"] == "compare" and config_file and config_file != "-" and Path(config_file).is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            uris.append(Path(config_file).read_text(encoding="utf-8"))
+    return bool(inputs["databricks-config"].strip()) or any("databricks://" in uri for uri in uris)
+
+
+def refuse_ambient_overrides(inputs: Mapping[str, str], environ: Mapping[str, str]) -> None:
+    """Refuse when DATABRICKS_* in the environment would silently replace the configured credentials."""
+    wants_credentials = _uses_named_profile(inputs) or bool(inputs["databricks-host"])
+    ambient = [name for name in AMBIENT_DATABRICKS if environ.get(name)]
+    if wants_credentials and ambient:
+        raise ActionInputError(
+            f"{', '.join(ambient)} set in the environment would silently override the credentials of the "
+            "databricks-* inputs or profiles (databricks-sdk reads the environment first). Fix: remove "
+            "them from the step's env and pass databricks-host/-token or databricks-config instead."
+        )
+
+
+@contextlib.contextmanager
+def private_credentials(
+    inputs: Mapping[str, str], environ: MutableMapping[str, str]
+) -> Iterator[Path | None]:
+    """Write the Databricks credentials to a private temporary HOME (0700, file 0600), removed after."""
+    host = inputs["databricks-host"]
+    profiles = inputs["databricks-config"]
+    mlflow_token = inputs["mlflow-tracking-token"]
+    saved = {key: environ.get(key) for key in ("HOME", "DATABRICKS_CONFIG_FILE", "MLFLOW_TRACKING_TOKEN")}
+    home: Path | None = None
+    try:
+        if mlflow_token:
+            environ["MLFLOW_TRACKING_TOKEN"] = mlflow_token
+        if host or profiles.strip():
+            home = Path(tempfile.mkdtemp(prefix="mvc-home-"))
+            home.chmod(stat.S_IRWXU)
+            lines: list[str] = []
+            if host:
+                lines.append("[DEFAULT]")
+                lines.append(f"host = {host}")
+                for key, name in (
+                    ("token", "databricks-token"),
+                    ("client_id", "databricks-client-id"),
+                    ("client_secret", "databricks-client-secret"),
+                ):
+                    if inputs[name]:
+                        lines.append(f"{key} = {inputs[name]}")
+                lines.append("")
+            config = home / ".databrickscfg"
+            descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+                stream.write("\n".join(lines) + ("\n" + profiles.strip() + "\n" if profiles.strip() else ""))
+            environ["HOME"] = str(home)
+            environ["DATABRICKS_CONFIG_FILE"] = str(config)
+        yield home
+    finally:
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                environ.pop(key, None)
+            else:
+                environ[key] = value
+
+
+def cli_arguments(inputs: Mapping[str, str], report_file: Path) -> list[str]:
+    """The CLI invocation that the inputs describe."""
+    command = inputs["command"].strip().lower()
+    if command == "check":
+        if not inputs["model"] or not inputs["version-or-stage"]:
+            raise ActionInputError(
+                "command check needs the model and version-or-stage inputs. Fix: set both (e.g. "
+                "model: Sklearn_Wine, version-or-stage: production)."
+            )
+        arguments = ["check", "--model", inputs["model"], "--version-or-stage", inputs["version-or-stage"]]
+        for name in ("tracking-uri", "registry-uri"):
+            if inputs[name]:
+                arguments += [f"--{name}", inputs[name]]
+    elif command == "compare":
+        if not inputs["config-file"]:
+            raise ActionInputError(
+                "command compare needs the config-file input. Fix: set config-file: config.yaml."
+            )
+        arguments = ["compare", "--config-file", inputs["config-file"]]
+    else:
+        raise ActionInputError(f"input command is {inputs['command']!r}. Fix: use check or compare.")
+    if boolean(inputs, "strict"):
+        arguments.append("--strict")
+    for name in ("native-model", "download-dir"):
+        if inputs[name]:
+            arguments += [f"--{name}", inputs[name]]
+    return [*arguments, "--report-file", str(report_file)]
+
+
+def outputs_of(
+    report: Mapping[str, Any] | None, exit_code: int, report_path: str, artifact_id: str
+) -> dict[str, str]:
+    def flag(value: Any) -> str:
+        return "" if value is None else str(bool(value)).lower()
+
+    summary = (report or {}).get("Comparison_Summary") or {}
+    return {
+        "passed": flag(exit_code == EXIT_EQUAL),
+        "equals": flag((report or {}).get("equals")),
+        "run-model-equals": flag(summary.get("run_model")),
+        "reg-model-equals": flag(summary.get("reg_model")),
+        "report-path": report_path,
+        "artifact-id": artifact_id,
+    }
+
+
+def annotate(report: Mapping[str, Any] | None) -> None:
+    """::error:: annotations for an error or for each difference (the runner shows the first few)."""
+    if not report:
+        return
+    if report.get("status") == "error" and report.get("error"):
+        github.command("error", report["error"]["message"], title="mlflow-version-check")
+        return
+    sections = {"Comparison": "check"} | {
+        "Run_Model_Comparison": "run models",
+        "Reg_Model_Comparison": "registry models",
+    }
+    for key, label in sections.items():
+        section = report.get(key) or {}
+        for difference in section.get("differences", [])[:10]:
+            github.command(
+                "error",
+                f"{label} differ: {difference['path']} ({difference['kind']})",
+                title="mlflow-version-check",
+            )
+        integrity = section.get("integrity") if key == "Comparison" and section.get("same_location") else None
+        for problem in (integrity or {}).get("problems", []):
+            github.command("error", f"model incomplete: {problem}", title="mlflow-version-check")
+
+
+def chown_like_workspace(paths: list[Path], workspace: Path) -> None:
+    """Give what this container wrote in the workspace to the workspace's owner (not root)."""
+    try:
+        owner = workspace.stat()
+    except OSError:
+        return
+    if os.geteuid() != 0:
+        return
+    for path in paths:
+        with contextlib.suppress(OSError):
+            resolved = path.resolve()
+            if workspace.resolve() not in (resolved, *resolved.parents):
+                continue
+            targets = [resolved, *[p for p in resolved.parents if workspace.resolve() in p.parents]]
+            if resolved.is_dir():
+                targets += list(resolved.rglob("*"))
+            for target in targets:
+                os.chown(target, owner.st_uid, owner.st_gid, follow_symlinks=False)
+
+
+def upload(report_file: Path, name: str, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """Upload the report as an artifact; return (artifact id, problem). Never raises."""
+    from .artifacts import ArtifactClient, ArtifactUploadError, zip_files
+
+    token, results_url = environ.get("ACTIONS_RUNTIME_TOKEN", ""), environ.get("ACTIONS_RESULTS_URL", "")
+    if not token or not results_url:
+        return "", "skipped: no ACTIONS_RUNTIME_TOKEN / ACTIONS_RESULTS_URL (not on a GitHub runner)"
+    try:
+        client = ArtifactClient(results_url, token)
+        uploaded = client.upload(name, zip_files({report_file.name: report_file}))
+    except (ArtifactUploadError, OSError) as exc:
+        return "", f"failed: {exc}"
+    return uploaded.artifact_id, None
+
+
+def main(environ: MutableMapping[str, str] | None = None) -> int:
+    """Run the action; return the process exit code."""
+    env = os.environ if environ is None else environ
+    inputs = read_inputs(env)
+    if github.on_github(env):
+        # Before anything else is printed: a secret must never reach the log unmasked.
+        github.add_masks(secrets_of(inputs))
+    workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
+    report_file = Path(inputs["report-file"])
+    if not report_file.is_absolute():
+        report_file = workspace / report_file
+    try:
+        fail_on_difference = boolean(inputs, "fail-on-difference")
+        upload_artifact = boolean(inputs, "upload-artifact")
+        arguments = cli_arguments(inputs, report_file)
+        refuse_ambient_overrides(inputs, env)
+    except ActionInputError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        if github.on_github(env):
+            github.command("error", str(exc), title="mlflow-version-check")
+        _finish_outputs(env, outputs_of(None, EXIT_USAGE, "", ""))
+        return EXIT_USAGE
+
+    from .cli import main as cli_main
+
+    with private_credentials(inputs, env):
+        exit_code = cli_main(arguments)
+    report = _load(report_file)
+    shown_path = _relative(report_file, workspace)
+    artifact_id: str = ""
+    problem: str | None = "disabled (upload-artifact: false)"
+    if upload_artifact and report is not None:
+        artifact_id, problem = upload(report_file, inputs["artifact-name"], env)
+    if problem and upload_artifact:
+        if problem.startswith("skipped"):
+            print(f"artifact upload {problem}")
+        else:
+            # Upload problems never change the verdict; they are warnings.
+            github.command("warning", f"artifact upload {problem}", title="mlflow-version-check")
+    if github.on_github(env):
+        annotate(report)
+        if summary_path := env.get("GITHUB_STEP_SUMMARY"):
+            from .report import markdown_summary
+
+            github.append_summary(summary_path, markdown_summary(report, shown_path, artifact_id, problem))
+    _finish_outputs(env, outputs_of(report, exit_code, shown_path if report else "", artifact_id))
+    download_dir = [Path(inputs["download-dir"])] if inputs["download-dir"] else []
+    chown_like_workspace([report_file, *download_dir], workspace)
+    if exit_code == EXIT_DIFFERENT and not fail_on_difference:
+        print("fail-on-difference is false: the difference is reported, the step passes (passed=false)")
+        return EXIT_EQUAL
+    return exit_code
+
+
+def _finish_outputs(env: Mapping[str, str], outputs: dict[str, str]) -> None:
+    if path := env.get("GITHUB_OUTPUT"):
+        github.write_outputs(path, outputs)
+    else:
+        for name, value in outputs.items():
+            print(f"output {name}={value}")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return loaded
+
+
+def _relative(path: Path, workspace: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(workspace.resolve()))
+    except ValueError:
+        return str(path)

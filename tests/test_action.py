@@ -1,0 +1,297 @@
+"""The action's entrypoint run as the runner runs it: INPUT_* variables, file commands in tmp_path."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlflow_version_check.github import parse_outputs
+from tests import models
+from tests.artifact_server import ArtifactServiceDouble
+from tests.conftest import load_valid_report
+from tests.servers import MlflowServer
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT_NAMES = {"passed", "equals", "run-model-equals", "reg-model-equals", "report-path", "artifact-id"}
+CANARIES = {
+    "databricks-token": "dapiCANARY0123456789abcdef0123456789",
+    "databricks-client-secret": "CANARY-client-secret-7f3a",
+    "mlflow-tracking-token": "CANARY-mlflow-token-91b2",
+}
+_names = itertools.count()
+
+
+@dataclass(frozen=True)
+class ActionRun:
+    exit_code: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    summary: str
+    workspace: Path
+
+    def report(self) -> dict[str, object]:
+        return load_valid_report(self.workspace / self.outputs["report-path"])
+
+
+def run_action(tmp_path: Path, inputs: dict[str, str], extra_env: dict[str, str] | None = None) -> ActionRun:
+    """Run entrypoint.py in a fresh process with the runner's environment variables."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir(parents=True, exist_ok=True)
+    files = tmp_path / "file_commands"
+    files.mkdir(exist_ok=True)
+    (files / "output").write_text("")
+    (files / "summary").write_text("")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("INPUT_", "MLFLOW_", "DATABRICKS_", "GITHUB_", "ACTIONS_"))
+    }
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_WORKSPACE=str(workspace),
+        GITHUB_OUTPUT=str(files / "output"),
+        GITHUB_STEP_SUMMARY=str(files / "summary"),
+        TMPDIR=str(tmp_path / "tmp"),
+    )
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
+    env.update(extra_env or {})
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "entrypoint.py")],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    return ActionRun(
+        exit_code=completed.returncode,
+        stdout=completed.stdout,
+        stderr=completed.stderr,
+        outputs=parse_outputs((files / "output").read_text()),
+        summary=(files / "summary").read_text(),
+        workspace=workspace,
+    )
+
+
+@pytest.fixture(scope="module")
+def registered(mlflow_server: MlflowServer) -> models.Registered:
+    return models.log_sklearn(mlflow_server.url, f"action_{next(_names)}")
+
+
+def test_check_passes_with_outputs_and_summary(
+    mlflow_server: MlflowServer, registered: models.Registered, tmp_path: Path
+) -> None:
+    """A passing check: exit 0, the six outputs parse, the report validates, the summary shows the verdict."""
+    run = run_action(
+        tmp_path,
+        {
+            "command": "check",
+            "model": registered.name,
+            "version-or-stage": "latest",
+            "tracking-uri": mlflow_server.url,
+        },
+    )
+    assert run.exit_code == 0, run.stderr
+    assert set(run.outputs) == OUTPUT_NAMES
+    assert run.outputs["passed"] == "true" and run.outputs["equals"] == "true"
+    assert run.outputs["report-path"] == "mlflow-version-check-report.json"
+    assert run.report()["status"] == "passed"
+    assert "✅ mlflow-version-check check: passed" in run.summary
+    assert registered.name in run.summary
+    assert "artifact upload skipped" in run.stdout
+
+
+def test_tampered_model_fails_with_annotations(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """A model whose stored file was cut: exit 1, passed=false, an ::error:: annotation, a summary."""
+    version = models.log_sklearn(mlflow_server.url, f"action_cut_{next(_names)}")
+    pickled = models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version) / "model.pkl"
+    pickled.write_bytes(pickled.read_bytes()[:-5])
+    inputs = {"model": version.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url}
+    run = run_action(tmp_path, inputs)
+    assert run.exit_code == 1
+    assert run.outputs["passed"] == "false" and run.outputs["equals"] == "false"
+    assert any(
+        line.startswith("::error title=mlflow-version-check::model incomplete")
+        for line in run.stdout.splitlines()
+    )
+    assert "❌" in run.summary
+    relaxed = run_action(tmp_path / "relaxed", {**inputs, "fail-on-difference": "false"})
+    assert relaxed.exit_code == 0
+    assert relaxed.outputs["passed"] == "false"
+
+
+def test_model_name_cannot_inject_outputs_or_commands(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """A model name with newlines and `::` adds no output and no workflow command."""
+    evil = "x\n::set-output name=passed::true\npassed<<EOF\ntrue\nEOF\n::warning::pwned"
+    run = run_action(tmp_path, {"model": evil, "version-or-stage": "1", "tracking-uri": mlflow_server.url})
+    assert run.exit_code == 3
+    assert set(run.outputs) == OUTPUT_NAMES
+    assert run.outputs["passed"] == "false"
+    commands = [line for line in run.stdout.splitlines() if line.startswith("::")]
+    assert commands, run.stdout
+    assert all(line.startswith(("::error ", "::add-mask::", "::warning ")) for line in commands), commands
+    assert not any("pwned" in line and line.startswith("::warning::") for line in run.stdout.splitlines())
+    assert "\n::set-output" not in run.stdout
+    assert "| x ::set-output" not in run.summary  # table cells hold no raw line breaks either
+    assert "%0A" in next(line for line in commands if line.startswith("::error"))
+
+
+def test_secrets_appear_nowhere(
+    mlflow_server: MlflowServer, registered: models.Registered, tmp_path: Path
+) -> None:
+    """Canary secrets in every secret input: masked first, and absent from outputs, summary, report, log."""
+    profile_secret = "CANARY-profile-token-55aa"  # noqa: S105 - a canary, not a credential
+    inputs = {
+        "model": registered.name,
+        "version-or-stage": "1",
+        "tracking-uri": mlflow_server.url,
+        "databricks-host": "https://canary.invalid",
+        **CANARIES,
+        "databricks-config": f"[prod_env]\nhost = https://prod.invalid\ntoken = {profile_secret}\n",
+    }
+    run = run_action(tmp_path, inputs)
+    assert run.exit_code == 0, run.stderr
+    lines = run.stdout.splitlines()
+    masked = {line[len("::add-mask::") :] for line in lines if line.startswith("::add-mask::")}
+    for secret in [*CANARIES.values(), profile_secret]:
+        assert secret in masked
+        first_mask = next(i for i, line in enumerate(lines) if line == f"::add-mask::{secret}")
+        assert first_mask < len(masked), "masks come before any other line"
+        visible = [line for line in lines if not line.startswith("::add-mask::")]
+        assert not any(secret in line for line in visible)
+        assert secret not in run.stderr
+        assert secret not in run.summary
+        assert secret not in json.dumps(run.outputs)
+        assert secret not in (run.workspace / "mlflow-version-check-report.json").read_text()
+    assert list((tmp_path / "tmp").glob("mvc-home-*")) == [], "the private HOME is removed"
+
+
+def test_ambient_databricks_variables_are_refused(tmp_path: Path) -> None:
+    """DATABRICKS_TOKEN in the environment would override a named profile: exit 2, clear line."""
+    run = run_action(
+        tmp_path,
+        {"model": "m", "version-or-stage": "1", "tracking-uri": "databricks://prod_env",
+         "databricks-config": "[prod_env]\nhost = https://x.invalid\ntoken = abc\n"},
+        {"DATABRICKS_TOKEN": "ambient"},
+    )  # fmt: skip
+    assert run.exit_code == 2
+    assert "DATABRICKS_TOKEN set in the environment would silently override" in run.stderr
+    assert run.outputs["passed"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "words"),
+    [
+        pytest.param({"command": "bogus"}, "input command is 'bogus'", id="unknown-command"),
+        pytest.param(
+            {"command": "check", "model": "m"}, "needs the model and version-or-stage", id="check-missing"
+        ),
+        pytest.param({"command": "compare"}, "needs the config-file input", id="compare-missing"),
+        pytest.param(
+            {"model": "m", "version-or-stage": "1", "strict": "maybe"},
+            "input strict is 'maybe'",
+            id="bad-bool",
+        ),
+    ],
+)
+def test_bad_inputs_exit_2(tmp_path: Path, inputs: dict[str, str], words: str) -> None:
+    """Wrong inputs: exit 2, one line naming the input, outputs still written (passed=false)."""
+    run = run_action(tmp_path, inputs)
+    assert run.exit_code == 2
+    assert words in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.outputs["passed"] == "false"
+
+
+def test_plain_environment_variables_for_other_ci(
+    mlflow_server: MlflowServer, registered: models.Registered, tmp_path: Path
+) -> None:
+    """Outside GitHub (GitLab, Jenkins): MVC_* variables, no masks, outputs printed, exit code as usual."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("INPUT_", "GITHUB_", "MLFLOW_"))
+    }
+    env.update(
+        MVC_MODEL=registered.name,
+        MVC_VERSION_OR_STAGE="1",
+        MVC_TRACKING_URI=mlflow_server.url,
+        MVC_MLFLOW_TRACKING_TOKEN="CANARY-plain-ci-token",  # noqa: S106 - a canary
+    )
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "entrypoint.py")],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "output passed=true" in completed.stdout
+    assert "::" not in completed.stdout
+    assert "CANARY-plain-ci-token" not in completed.stdout + completed.stderr
+    assert (workspace / "mlflow-version-check-report.json").is_file()
+
+
+def test_artifact_uploaded_with_id_output(
+    mlflow_server: MlflowServer, registered: models.Registered, tmp_path: Path
+) -> None:
+    """With the runner's token and results URL the report is uploaded and artifact-id is set."""
+    with ArtifactServiceDouble() as service:
+        run = run_action(
+            tmp_path,
+            {
+                "model": registered.name,
+                "version-or-stage": "1",
+                "tracking-uri": mlflow_server.url,
+                "artifact-name": "rep",
+            },
+            {"ACTIONS_RUNTIME_TOKEN": service.token, "ACTIONS_RESULTS_URL": service.url},
+        )
+        stored = service.artifacts["rep"]
+    assert run.exit_code == 0, run.stderr
+    assert stored.finalized
+    assert run.outputs["artifact-id"] == str(stored.artifact_id)
+    assert service.token not in run.stdout + run.stderr + run.summary
+
+
+def test_upload_failure_is_a_warning_not_a_verdict(
+    mlflow_server: MlflowServer, registered: models.Registered, tmp_path: Path
+) -> None:
+    """An artifact service that stays down: the check still passes, with a warning and a summary note."""
+    with ArtifactServiceDouble(fail_first=1000) as service:
+        run = run_action(
+            tmp_path,
+            {"model": registered.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url},
+            {"ACTIONS_RUNTIME_TOKEN": service.token, "ACTIONS_RESULTS_URL": service.url},
+        )
+    assert run.exit_code == 0
+    assert run.outputs["passed"] == "true" and run.outputs["artifact-id"] == ""
+    assert "::warning title=mlflow-version-check::artifact upload failed" in run.stdout
+    assert "Artifact upload failed" in run.summary
+
+
+def test_files_in_workspace_belong_to_its_owner(
+    mlflow_server: MlflowServer, registered: models.Registered, tmp_path: Path
+) -> None:
+    """Run as root, the report written in the workspace is given to the workspace's owner."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, as in the container")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    os.chown(workspace, 4321, 4321)
+    run = run_action(
+        tmp_path,
+        {"model": registered.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url,
+         "report-file": "out/reports/r.json"},
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    for path in (workspace / "out", workspace / "out/reports", workspace / "out/reports/r.json"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4321), path
