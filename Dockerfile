@@ -1,0 +1,30 @@
+# The action's image. It installs the same wheel pip users get, with the pinned constraints, and
+# mlflow-skinny (the client) instead of full mlflow. Dependencies come before the sources so that a
+# code change rebuilds only the last layers.
+ARG BASE_IMAGE=python:3.12-slim
+
+FROM ${BASE_IMAGE} AS wheel
+WORKDIR /build
+RUN python3 -m venv /opt/build \
+    && /opt/build/bin/python -m pip install --no-cache-dir --disable-pip-version-check "setuptools>=69" wheel
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN /opt/build/bin/python -m pip wheel --no-cache-dir --disable-pip-version-check --no-build-isolation \
+        --no-deps --wheel-dir /dist .
+
+FROM ${BASE_IMAGE}
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PATH=/opt/venv/bin:$PATH
+COPY constraints.txt /opt/constraints.txt
+# The runtime dependencies of pyproject.toml, pinned; the wheel's own install below checks them again.
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/python -m pip install -c /opt/constraints.txt mlflow-skinny pyyaml typer
+COPY --from=wheel /dist/ /opt/dist/
+RUN /opt/venv/bin/python -m pip install -c /opt/constraints.txt /opt/dist/*.whl \
+    && /opt/venv/bin/python -m pip check \
+    && rm -rf /opt/dist
+COPY entrypoint.py /opt/entrypoint.py
+ENTRYPOINT ["/opt/venv/bin/python", "/opt/entrypoint.py"]
