@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint typecheck unit demo bench lock clean
+.PHONY: venv test lint typecheck unit demo bench lock clean image
 
 venv: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+	$(BIN)/zizmor --offline --config .github/zizmor.yml .github/workflows/
 
 typecheck: venv
 	$(BIN)/mypy
@@ -26,6 +30,11 @@ unit: venv
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The action's image from the local Debian base (no Docker Hub here); CI builds it the same way.
+image:
+	scripts/ci/base-image.sh
+	docker build --build-arg BASE_IMAGE=$${BASE_IMAGE_TAG:-mvc-base:bookworm} -t mlflow-version-check:local .
 
 demo: venv
 	$(BIN)/python scripts/demo.py

@@ -1,0 +1,180 @@
+"""The action's image on a real Docker engine, and the action run by act as GitHub would run it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mlflow_version_check.github import parse_outputs
+from mlflow_version_check.report import load_schema
+from tests import models
+from tests.servers import MlflowServer, free_port
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+BASE_IMAGE = os.environ.get("BASE_IMAGE_TAG", "mvc-base:bookworm")
+IMAGE = "mlflow-version-check:test"
+_names = itertools.count()
+
+
+def _docker_ready() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The action's image, built from the local Debian base (scripts/ci/base-image.sh)."""
+    if not _docker_ready():
+        message = f"no Docker engine or no base image {BASE_IMAGE} (run scripts/ci/base-image.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs both: a missing engine there is a broken set-up, not a skip
+        pytest.skip(message)
+    subprocess.run(
+        ["docker", "build", "--quiet", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", IMAGE, str(ROOT)],
+        check=True, capture_output=True, timeout=900,
+    )  # fmt: skip
+    return IMAGE
+
+
+def run_container(image: str, workspace: Path, inputs: dict[str, str]) -> tuple[int, str, dict[str, str]]:
+    """docker run with --network host and the runner's INPUT_* and file-command variables."""
+    commands = workspace.parent / f"{workspace.name}-commands"
+    commands.mkdir(exist_ok=True)
+    (commands / "output").write_text("")
+    (commands / "summary").write_text("")
+    arguments = [
+        "docker", "run", "--rm", "--network", "host",
+        "-v", f"{workspace}:/github/workspace", "-v", f"{commands}:/github/file_commands",
+        "-w", "/github/workspace",
+        "-e", "GITHUB_ACTIONS=true", "-e", "GITHUB_WORKSPACE=/github/workspace",
+        "-e", "GITHUB_OUTPUT=/github/file_commands/output",
+        "-e", "GITHUB_STEP_SUMMARY=/github/file_commands/summary",
+    ]  # fmt: skip
+    for name, value in inputs.items():
+        arguments += ["-e", f"INPUT_{name.upper()}={value}"]
+    completed = subprocess.run([*arguments, image], capture_output=True, text=True, timeout=600, check=False)
+    return (
+        completed.returncode,
+        completed.stdout + completed.stderr,
+        parse_outputs((commands / "output").read_text()),
+    )
+
+
+def test_container_check_equal_and_tampered(image: str, mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """The image against a loopback server: exit 0 and outputs for an intact model, 1 for a tampered one."""
+    good = models.log_sklearn(mlflow_server.url, f"container_{next(_names)}")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    os.chown(workspace, 2345, 2345)
+    code, log, outputs = run_container(
+        image, workspace, {"model": good.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url}
+    )
+    assert code == 0, log
+    assert outputs["passed"] == "true" and outputs["equals"] == "true"
+    report_file = workspace / outputs["report-path"]
+    report = json.loads(report_file.read_text())
+    jsonschema.validate(report, load_schema(), cls=jsonschema.Draft202012Validator)
+    assert report["System"]["mlflow_version"] and report["Comparison"]["equals"] is True
+    assert report_file.stat().st_uid == 2345, "files written in the workspace belong to its owner"
+
+    bad = models.log_sklearn(mlflow_server.url, f"container_bad_{next(_names)}")
+    pickled = models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, bad) / "model.pkl"
+    pickled.write_bytes(pickled.read_bytes() + b"appended")
+    code, log, outputs = run_container(
+        image, workspace, {"model": bad.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url,
+                           "report-file": "bad.json"}
+    )  # fmt: skip
+    assert code == 1, log
+    assert outputs["passed"] == "false" and outputs["equals"] == "false"
+    assert "::error title=mlflow-version-check::model incomplete" in log
+
+
+def test_container_runs_only_mlflow_skinny(image: str) -> None:
+    """The image ships the client (mlflow-skinny), not the full server package."""
+    completed = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "/opt/venv/bin/python", image, "-c",
+         "import importlib.metadata as m; print(m.version('mlflow-skinny'))"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert completed.stdout.strip().startswith("3.")
+    freeze = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "/opt/venv/bin/python", image,
+         "-m", "pip", "list", "--format=json"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    names = {item["name"].lower() for item in json.loads(freeze.stdout)}
+    assert "mlflow-skinny" in names and "mlflow" not in names
+    assert "mlflow-version-check" in names
+
+
+@pytest.fixture(scope="session")
+def act_run(image: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
+    """Run .github/workflows/self-test.yml with act on a clean copy of the tree."""
+    work = tmp_path_factory.mktemp("act")
+    tree = work / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(tree)], check=True)
+    # The working tree as it is now (tests run before commit too): copy tracked and new files over.
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for relative in listed:
+        source = ROOT / relative
+        if source.is_file():
+            target = tree / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    artifacts = work / "artifacts"
+    completed = subprocess.run(
+        [str(BIN / "act"), "push", "-W", ".github/workflows/self-test.yml",
+         "-P", f"ubuntu-latest={BASE_IMAGE}", "--pull=false", "--network", "host",
+         "--artifact-server-path", str(artifacts), "--artifact-server-addr", "127.0.0.1",
+         "--artifact-server-port", str(free_port()), "--cache-server-addr", "127.0.0.1"],
+        cwd=tree, capture_output=True, text=True, timeout=1500, check=False,
+    )  # fmt: skip
+    return completed.returncode, completed.stdout + completed.stderr, artifacts
+
+
+@pytest.mark.act
+def test_act_self_test_job_succeeds(act_run: tuple[int, str, Path]) -> None:
+    """act runs the self-test workflow: every step's assertions hold and the job succeeds."""
+    code, log, _ = act_run
+    assert code == 0, log[-5000:]
+    assert "🏁  Job succeeded" in log
+    assert "Failure - Main Check a tampered version (must fail)" in log  # the failure path ran and failed
+    assert "Success - Main Assert the failure path" in log
+
+
+@pytest.mark.act
+def test_act_artifacts_hold_valid_reports(act_run: tuple[int, str, Path]) -> None:
+    """The uploaded artifacts are in act's artifact directory; each zip holds a report that validates."""
+    _, log, artifacts = act_run
+    zips = {path.parent.name: path for path in artifacts.rglob("*.zip")}
+    assert set(zips) == {"selftest-check-report", "selftest-compare-report", "selftest-tampered-report"}, log[
+        -3000:
+    ]
+    statuses = {}
+    for name, path in zips.items():
+        with zipfile.ZipFile(path) as archive:
+            (member,) = archive.namelist()
+            report = json.loads(archive.read(member))
+        jsonschema.validate(report, load_schema(), cls=jsonschema.Draft202012Validator)
+        statuses[name] = report["status"]
+    assert statuses == {
+        "selftest-check-report": "passed",
+        "selftest-compare-report": "passed",
+        "selftest-tampered-report": "failed",
+    }
