@@ -35,3 +35,25 @@ def test_readme_names_the_two_commands_first() -> None:
     head = README.split("## ", 1)[0]
     assert "make demo" in head and "make test" in head
     assert head.index("make demo") < head.index("make test")
+
+
+def test_every_action_input_and_output_is_in_the_readme() -> None:
+    """action.yml's inputs and outputs each have a row in the README's tables."""
+    import yaml
+
+    action = yaml.safe_load((Path(__file__).resolve().parent.parent / "action.yml").read_text())
+    for kind in ("inputs", "outputs"):
+        missing = [name for name in action[kind] if f"| `{name}` |" not in README]
+        assert missing == [], f"{kind} not in README.md: {missing}"
+        for name, spec in action[kind].items():
+            assert spec.get("description"), f"{kind} {name} has no description"
+
+
+def test_action_inputs_match_the_entrypoint() -> None:
+    """Every input of action.yml is read by the entrypoint with the same default, and no other."""
+    import yaml
+
+    from mlflow_version_check.action import DEFAULTS
+
+    action = yaml.safe_load((Path(__file__).resolve().parent.parent / "action.yml").read_text())
+    assert {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()} == DEFAULTS
