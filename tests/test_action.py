@@ -295,3 +295,69 @@ def test_files_in_workspace_belong_to_its_owner(
     assert run.exit_code == 0, run.stderr
     for path in (workspace / "out", workspace / "out/reports", workspace / "out/reports/r.json"):
         assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4321), path
+
+
+def test_compare_summary_lists_differences_and_ignored_fields(
+    mlflow_server: MlflowServer, mlflow_server_2: MlflowServer, tmp_path: Path
+) -> None:
+    """compare through the action: the job summary has the differing path and the ignored MLmodel fields."""
+    original = models.log_directory_flavor(mlflow_server.url, f"action_dir_{next(_names)}")
+
+    def tamper(model: Path) -> None:
+        next((model / "artifacts").rglob("layer0.bin")).write_bytes(b"changed")
+
+    copy = models.copy_version(
+        mlflow_server.url, original, mlflow_server_2.url, f"action_copy_{next(_names)}", tamper=tamper
+    )
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "config.yaml").write_text(
+        f"tracking_server_1: {{host: '{mlflow_server.url}', model: {original.name}, version_or_stage: '1'}}\n"
+        f"tracking_server_2: {{host: '{mlflow_server_2.url}', model: {copy.name}, version_or_stage: '1'}}\n"
+    )
+    run = run_action(tmp_path, {"command": "compare", "config-file": "config.yaml"})
+    assert run.exit_code == 1, run.stderr
+    assert run.outputs["run-model-equals"] == "false" and run.outputs["reg-model-equals"] == "false"
+    assert "## ❌ mlflow-version-check compare: failed" in run.summary
+    assert "| changed | artifacts/net/weights/layer0.bin |" in run.summary
+    assert "ignored (by rule)" in run.summary and "| MLmodel | run_id |" in run.summary
+    assert (
+        "::error title=mlflow-version-check::run models differ: artifacts/net/weights/layer0.bin (changed)"
+        in run.stdout
+    )
+
+
+def test_private_credentials_file_is_owner_only_and_removed(tmp_path: Path) -> None:
+    """The .databrickscfg is 0600 in a 0700 HOME while the run lasts, and gone afterwards."""
+    from mlflow_version_check.action import private_credentials, read_inputs
+
+    environ = {
+        "INPUT_DATABRICKS-HOST": "https://ws.example",
+        "INPUT_DATABRICKS-TOKEN": "dapi-canary",
+        "INPUT_DATABRICKS-CONFIG": "[prod_env]\nhost = https://prod.example\ntoken = other\n",
+        "HOME": "/original/home",
+    }
+    with private_credentials(read_inputs(environ), environ) as home:
+        assert home is not None
+        config = home / ".databrickscfg"
+        assert oct(home.stat().st_mode & 0o777) == "0o700"
+        assert oct(config.stat().st_mode & 0o777) == "0o600"
+        text = config.read_text()
+        assert "[DEFAULT]\nhost = https://ws.example\ntoken = dapi-canary" in text
+        assert "[prod_env]" in text
+        assert environ["HOME"] == str(home) and environ["DATABRICKS_CONFIG_FILE"] == str(config)
+    assert not home.exists()
+    assert environ["HOME"] == "/original/home" and "DATABRICKS_CONFIG_FILE" not in environ
+
+
+def test_each_output_gets_its_own_random_delimiter(tmp_path: Path) -> None:
+    """Outputs use a fresh unguessable delimiter each time, and parse back to the same values."""
+    from mlflow_version_check.github import write_outputs
+
+    path = tmp_path / "output"
+    write_outputs(str(path), {"a": "1", "b": "two\nlines"})
+    write_outputs(str(path), {"c": ""})
+    delimiters = [line.split("<<", 1)[1] for line in path.read_text().splitlines() if "<<" in line]
+    assert len(set(delimiters)) == 3
+    assert all(len(d) > 30 for d in delimiters)
+    assert parse_outputs(path.read_text()) == {"a": "1", "b": "two\nlines", "c": ""}
