@@ -5,6 +5,7 @@ It never prints and never exits; failures are the named errors of errors.py.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import secrets
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import databricks
 from .comparison import (
     MLMODEL,
     NativePaths,
@@ -44,6 +46,20 @@ def resolve_server_uris(tracking_uri: str | None, registry_uri: str | None) -> t
             "MLFLOW_TRACKING_URI."
         )
     return tracking, registry
+
+
+def server_spec(
+    tracking_uri: str, registry_uri: str | None, model: str, *, timeout: float, retries: int
+) -> ServerSpec:
+    """The server a version lives on: its registry (Databricks rule) and its worker's environment."""
+    registry = registry_uri or databricks.default_registry(tracking_uri, model)
+    return ServerSpec(
+        tracking_uri=tracking_uri,
+        registry_uri=registry,
+        timeout_seconds=timeout,
+        retries=retries,
+        extra_env=databricks.worker_environment(tracking_uri, registry, os.environ),
+    )
 
 
 def validate_name_and_version(model: str, version_or_stage: str) -> None:
@@ -163,6 +179,26 @@ def inspect_versions(
     for item in wanted:
         if item.server not in servers:
             servers.append(item.server)
+    with contextlib.ExitStack() as stack:
+        run_env: dict[str, str] = {}
+        if any(
+            databricks.uses_databricks(s.tracking_uri) or databricks.uses_databricks(s.registry_uri)
+            for s in servers
+        ):
+            timeout = max(server.timeout_seconds for server in servers)
+            run_env = stack.enter_context(databricks.bounded_config(timeout, os.environ))
+        return _inspect(wanted, servers, roles, destination, run_env, on_progress, on_log)
+
+
+def _inspect(
+    wanted: list[Wanted],
+    servers: list[ServerSpec],
+    roles: list[str],
+    destination: Any,
+    run_env: Mapping[str, str],
+    on_progress: ProgressCallback | None,
+    on_log: LogCallback | None,
+) -> Inspection:
     workers = [
         Worker(
             server,
@@ -175,6 +211,7 @@ def inspect_versions(
             label=_server_label(wanted, server),
             on_progress=on_progress,
             on_log=on_log,
+            run_env=run_env,
         )
         for server in servers
     ]
@@ -331,9 +368,7 @@ def check_model_version(
     tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
     if native_model is not None and not native_model.strip():
         raise InvalidOption("--native-model is empty. Fix: give a relative path or 'auto'.")
-    server = ServerSpec(
-        tracking_uri=tracking, registry_uri=registry, timeout_seconds=timeout, retries=retries
-    )
+    server = server_spec(tracking, registry, model.strip(), timeout=timeout, retries=retries)
     started = time.monotonic()
     with download_area(download_dir, "check") as area:
         inspection = inspect_versions(
@@ -413,12 +448,7 @@ def compare_model_versions(
     wanted = [
         Wanted(
             key,
-            ServerSpec(
-                tracking_uri=side.host,
-                registry_uri=side.registry_uri,
-                timeout_seconds=timeout,
-                retries=retries,
-            ),
+            server_spec(side.host, side.registry_uri, side.model, timeout=timeout, retries=retries),
             side.model,
             side.version_or_stage,
         )

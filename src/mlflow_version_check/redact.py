@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
-# user:password@ (or token@) in any scheme://authority
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s'\"]+)@")
+# user:password@ (or token@) in any scheme://authority; not MLflow's `dbfs://<profile>@databricks`,
+# where the part before @ names a Databricks profile, not a credential.
+_USERINFO = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s'\"]+)@(?!databricks(?:[/:]|$))"
+)
 # Query parameters that carry signatures or tokens in signed URLs (S3, Azure SAS, GCS, Databricks).
 _SECRET_QUERY = re.compile(
     r"(?P<key>[?&](?:sig|signature|token|access_token|x-amz-signature|x-amz-security-token|"

@@ -74,9 +74,11 @@ class Worker:
         label: str = "",
         on_progress: ProgressCallback | None = None,
         on_log: LogCallback | None = None,
+        run_env: Mapping[str, str] | None = None,
     ) -> None:
         self.server = server
         self.label = label
+        self.run_env = dict(run_env or {})
         self.request = {
             "tracking_uri": server.tracking_uri,
             "registry_uri": server.registry_uri,
@@ -104,7 +106,7 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
-                env=self.server.worker_env(os.environ),
+                env={**self.server.worker_env(os.environ), **self.run_env},
             )
         except OSError:
             os.close(read_fd)

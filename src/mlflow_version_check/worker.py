@@ -80,10 +80,9 @@ def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
 def _is_connection_failure(exc: BaseException) -> bool:
     import requests
 
-    return any(
-        isinstance(link, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
-        for link in _exception_chain(exc)
-    )
+    # databricks-sdk raises the builtin TimeoutError when its retry budget runs out.
+    kinds = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, TimeoutError, ConnectionError)
+    return any(isinstance(link, kinds) for link in _exception_chain(exc))
 
 
 def _connection_reason(exc: BaseException) -> str:
@@ -135,6 +134,12 @@ class Server:
 
     tracking_uri: str
     registry_uri: str
+    # For messages: the tracking URI, with the workspace URL of a Databricks profile.
+    display: str = ""
+
+    @property
+    def shown(self) -> str:
+        return redact(self.display or self.tracking_uri)
 
     @property
     def is_unity_catalog(self) -> bool:
@@ -147,7 +152,7 @@ def _raise_common(exc: BaseException, server: Server, doing: str) -> None:
     status = _http_status(exc)
     if _is_connection_failure(exc):
         raise ServerUnreachable(
-            f"{doing} failed: no answer from {redact(server.tracking_uri)} ({_connection_reason(exc)}). "
+            f"{doing} failed: no answer from {server.shown} ({_connection_reason(exc)}). "
             "Likely cause: the server is down, the URI or port is wrong, or a proxy blocks it. "
             "Fix: check the tracking URI and that the server answers, or raise --timeout."
         ) from exc
@@ -158,10 +163,13 @@ def _raise_common(exc: BaseException, server: Server, doing: str) -> None:
             else ("refused the credentials")
         )
         raise AuthenticationFailed(
-            f"{doing} failed: {redact(server.tracking_uri)} {kind} (authentication failed). "
-            "Likely cause: a missing, expired or wrong token, or no access to this model. "
-            "Fix: check MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_USERNAME and PASSWORD, or the "
-            "Databricks profile."
+            f"{doing} failed: {server.shown} {kind} (authentication failed). "
+            "Likely cause: a missing, expired or wrong token, or no access to this model. Fix: "
+            + (
+                "check the profile's token (or client_id and client_secret) in .databrickscfg."
+                if server.display.startswith("the workspace")
+                else "check MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and PASSWORD."
+            )
         ) from exc
 
 
@@ -182,7 +190,7 @@ def registry_call(
 
     try:
         yield
-    except (MlflowException, requests.RequestException) as exc:
+    except (MlflowException, requests.RequestException, TimeoutError, ConnectionError) as exc:
         _raise_common(exc, server, doing)
         if means_not_found(exc):
             raise not_found() from exc
@@ -577,6 +585,37 @@ def _read_mlmodel(root: Path, manifest: dict[str, list[Any]]) -> str | None:
 # The request.
 
 
+def _preflight(tracking_uri: str) -> None:
+    """Fail at once when a Databricks workspace does not accept connections.
+
+    databricks-sdk retries a dead host for its whole retry budget in each of the several clients
+    MLflow builds; one TCP connection attempt tells the same in milliseconds.
+    """
+    import socket
+
+    from . import databricks
+
+    if not databricks.uses_databricks(tracking_uri):
+        return
+    host = databricks.host_of(tracking_uri, os.environ)
+    if not host:
+        return  # no host configured: MLflow's own message about missing credentials follows
+    parsed = urllib.parse.urlparse(host if "://" in host else f"https://{host}")
+    port = parsed.port or (80 if parsed.scheme == "http" else 443)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=10):
+            pass
+    except OSError as exc:
+        reason = (
+            "connection refused" if isinstance(exc, ConnectionRefusedError) else (exc.strerror or str(exc))
+        )
+        raise ServerUnreachable(
+            f"no answer from the Databricks workspace {redact(host)} of {tracking_uri} ({reason}). Likely "
+            "cause: a wrong host in the profile, the workspace is down, or a network rule blocks it. "
+            "Fix: check the profile's host and that the workspace answers."
+        ) from exc
+
+
 @dataclass
 class Session:
     """The one server of this worker and its MLflow client (process-wide settings are ours)."""
@@ -586,13 +625,23 @@ class Session:
 
     @classmethod
     def open(cls, tracking_uri: str, registry_uri: str | None) -> Session:
+        _preflight(tracking_uri)
         import mlflow
         from mlflow import MlflowClient
 
         mlflow.set_tracking_uri(tracking_uri)
         if registry_uri:
             mlflow.set_registry_uri(registry_uri)
-        server = Server(tracking_uri=tracking_uri, registry_uri=registry_uri or mlflow.get_registry_uri())
+        from . import databricks
+
+        display = tracking_uri
+        if databricks.uses_databricks(tracking_uri) and (
+            host := databricks.host_of(tracking_uri, os.environ)
+        ):
+            display = f"the workspace {host} ({tracking_uri})"
+        server = Server(
+            tracking_uri=tracking_uri, registry_uri=registry_uri or mlflow.get_registry_uri(), display=display
+        )
         return cls(server=server, client=MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri))
 
 

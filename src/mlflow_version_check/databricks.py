@@ -1,0 +1,142 @@
+"""Databricks tracking URIs: which profile, which registry, and whose credentials a worker gets.
+
+A worker serves one server (DESIGN.md), so a `databricks://<profile>` server's worker runs with
+DATABRICKS_CONFIG_PROFILE=<profile>: the code paths that build a WorkspaceClient with default
+credentials (run and logged-model downloads) then reach that workspace and no other.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import os
+import shutil
+import tempfile
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from .errors import InvalidOption
+
+# Variables that databricks-sdk reads before a profile's own values (it loads the environment first).
+CREDENTIAL_VARIABLES = (
+    "DATABRICKS_HOST",
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_ID",
+    "DATABRICKS_CLIENT_SECRET",
+    "DATABRICKS_USERNAME",
+    "DATABRICKS_PASSWORD",
+    "DATABRICKS_AZURE_CLIENT_SECRET",
+    "DATABRICKS_CONFIG_PROFILE",
+)
+
+
+def uses_databricks(uri: str | None) -> bool:
+    return bool(uri) and (uri in ("databricks", "databricks-uc") or profile_of(uri) is not None)
+
+
+def profile_of(uri: str | None) -> str | None:
+    """`databricks://prod_env` -> prod_env (`databricks://prof:prefix` -> prof); else None."""
+    if not uri:
+        return None
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("databricks", "databricks-uc") or not parsed.netloc:
+        return None
+    return parsed.netloc.split(":", 1)[0] or None
+
+
+def default_registry(tracking_uri: str, model: str) -> str | None:
+    """The registry a Databricks tracking URI means when none is given.
+
+    MLflow 3 defaults `databricks://p` to Unity Catalog, where the original tool (and every
+    two-level model name such as `Sklearn_Wine`) meant the workspace registry. The rule, recorded in
+    the report as the registry URI: a three-level name `catalog.schema.model` is Unity Catalog,
+    anything else the workspace registry.
+    """
+    parsed = urllib.parse.urlparse(tracking_uri)
+    if tracking_uri != "databricks" and parsed.scheme != "databricks":
+        return None
+    suffix = tracking_uri[len("databricks") :]  # "" or "://profile"
+    return f"databricks-uc{suffix}" if len(model.split(".")) == 3 else f"databricks{suffix}"
+
+
+def worker_environment(
+    tracking_uri: str, registry_uri: str | None, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """Extra variables for a Databricks server's worker; refuse ambient overrides of a profile."""
+    profiles = {p for p in (profile_of(tracking_uri), profile_of(registry_uri)) if p}
+    if len(profiles) > 1:
+        raise InvalidOption(
+            f"tracking and registry URIs name two profiles ({', '.join(sorted(profiles))}). Fix: use "
+            "one profile per server (the registry of a workspace is reached with its own profile)."
+        )
+    if not profiles:
+        return {}
+    ambient = [name for name in CREDENTIAL_VARIABLES if environ.get(name)]
+    if ambient:
+        raise InvalidOption(
+            f"{', '.join(ambient)} set in the environment would silently override profile "
+            f"'{next(iter(profiles))}' (databricks-sdk reads the environment first). Fix: unset "
+            "them, or use the tracking URI `databricks` to work with the environment's credentials."
+        )
+    return {"DATABRICKS_CONFIG_PROFILE": next(iter(profiles))}
+
+
+@contextlib.contextmanager
+def bounded_config(timeout_seconds: float, environ: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """A private copy of the user's .databrickscfg whose profiles give up after `timeout_seconds`.
+
+    databricks-sdk probes a host while it builds a client and retries with the profile's
+    `retry_timeout_seconds`, 300 s unless set: a dead workspace would hang the check for minutes.
+    Neither that nor `http_timeout_seconds` can be set from the environment, so the worker reads a
+    copy (0600, in a private directory removed afterwards) where every profile that does not set
+    them gets `http_timeout_seconds` = the per-request timeout and a retry budget of a sixth of it
+    (several clients probe in turn). Yields the variables that point the worker at it.
+    """
+    source = Path(environ.get("DATABRICKS_CONFIG_FILE") or Path(environ.get("HOME", "~")) / ".databrickscfg")
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(source.expanduser(), encoding="utf-8")
+    except configparser.Error as exc:
+        raise InvalidOption(
+            f"{source}: cannot be parsed as a Databricks config ({exc.message.splitlines()[0]}). Fix: "
+            "correct the file (sections like [prod_env] with host and token lines)."
+        ) from exc
+    # The SDK does not inherit [DEFAULT] keys into a profile: each section gets its own.
+    limits = {
+        "retry_timeout_seconds": str(max(1, round(timeout_seconds / 6))),
+        "http_timeout_seconds": str(max(1, round(timeout_seconds))),
+    }
+    for section in [configparser.DEFAULTSECT, *parser.sections()]:
+        for key, value in limits.items():
+            if key not in parser[section]:
+                parser.set(section, key, value)
+    directory = Path(tempfile.mkdtemp(prefix="mvc-databricks-"))
+    try:
+        directory.chmod(0o700)
+        target = directory / "databrickscfg"
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            parser.write(stream)
+        yield {"DATABRICKS_CONFIG_FILE": str(target)}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def host_of(tracking_uri: str, environ: Mapping[str, str]) -> str | None:
+    """The workspace URL a Databricks tracking URI reaches (profile host, else DATABRICKS_HOST)."""
+    profile = profile_of(tracking_uri)
+    config_file = environ.get("DATABRICKS_CONFIG_FILE") or str(
+        Path(environ.get("HOME", "~")) / ".databrickscfg"
+    )
+    parser = configparser.ConfigParser(interpolation=None)
+    with contextlib.suppress(configparser.Error, OSError):
+        parser.read(Path(config_file).expanduser(), encoding="utf-8")
+    if profile is None:
+        return environ.get("DATABRICKS_HOST") or parser.defaults().get("host")
+    if not parser.has_section(profile):
+        raise InvalidOption(
+            f"profile '{profile}' of {tracking_uri} is not in {config_file}. Fix: add a [{profile}] section "
+            "with host and token (or client_id and client_secret), or correct the URI."
+        )
+    return parser.get(profile, "host", fallback=None)
