@@ -133,7 +133,7 @@ class WorkspaceDouble:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
@@ -153,9 +153,11 @@ class WorkspaceDouble:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with double._lock:
-                    double.requests.append(f"{self.command} {parsed.path}")
+                    double.requests.append(f"{self.command} {self.path}")
                 try:
-                    status, payload = double._route(self.command, parsed.path, query, body, dict(self.headers))
+                    status, payload = double._route(
+                        self.command, parsed.path, query, body, dict(self.headers)
+                    )
                 except ApiError as error:
                     self._json(error.status, {"error_code": error.code, "message": error.message})
                     return
@@ -164,7 +166,7 @@ class WorkspaceDouble:
                 else:
                     self._json(status, payload)
 
-            do_GET = do_POST = do_HEAD = do_PUT = _handle  # noqa: N815 - stdlib handler names
+            do_GET = do_POST = do_HEAD = do_PUT = _handle
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -185,7 +187,7 @@ class WorkspaceDouble:
         if token not in self.tokens and token not in self._issued:
             raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
 
-    def _route(  # noqa: PLR0911, PLR0912 - one branch per endpoint keeps the map readable
+    def _route(  # noqa: PLR0911 - one branch per endpoint keeps the map readable
         self, method: str, path: str, query: dict[str, str], body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, Mapping[str, Any] | bytes]:
         if path == "/.well-known/databricks-config":
@@ -203,7 +205,11 @@ class WorkspaceDouble:
         if path.startswith("/download/"):
             return self._one_time_download(path)
         self._authorized(headers)
-        request = json.loads(body) if body and headers.get("Content-Type", "").startswith("application/json") else {}
+        request = (
+            json.loads(body)
+            if body and headers.get("Content-Type", "").startswith("application/json")
+            else {}
+        )
         prefix = "/api/2.0/mlflow/"
         if path.startswith(prefix):
             return 200, self._mlflow(method, path[len(prefix) :], query, request)
@@ -233,7 +239,10 @@ class WorkspaceDouble:
             client_id, _, client_secret = base64.b64decode(header[6:]).decode().partition(":")
         client_id = client_id or form.get("client_id", "")
         client_secret = client_secret or form.get("client_secret", "")
-        if form.get("grant_type") != "client_credentials" or self.oauth_clients.get(client_id) != client_secret:
+        if (
+            form.get("grant_type") != "client_credentials"
+            or self.oauth_clients.get(client_id) != client_secret
+        ):
             raise ApiError(401, "invalid_client", "Client authentication failed")
         token = f"oauth-{secrets.token_hex(16)}"
         self._issued.add(token)
@@ -310,7 +319,9 @@ class WorkspaceDouble:
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Model version {name}/{version} does not exist.")
         return {key: value for key, value in found.items() if not key.startswith("_")}
 
-    def _mlflow(self, method: str, endpoint: str, query: dict[str, str], request: dict[str, Any]) -> Mapping[str, Any]:  # noqa: PLR0911
+    def _mlflow(  # noqa: PLR0911, PLR0912 - one branch per endpoint keeps the map readable
+        self, method: str, endpoint: str, query: dict[str, str], request: dict[str, Any]
+    ) -> Mapping[str, Any]:
         if endpoint == "registered-models/get":
             name = query["name"]
             if name not in self.models:
@@ -343,8 +354,14 @@ class WorkspaceDouble:
             run = self.runs.get(query["run_id"])
             if run is None:
                 raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Run '{query['run_id']}' not found.")
-            info = {"run_id": query["run_id"], "run_uuid": query["run_id"], "experiment_id": run["experiment_id"],
-                    "artifact_uri": run["artifact_uri"], "status": "FINISHED", "lifecycle_stage": "active"}  # fmt: skip
+            info = {
+                "run_id": query["run_id"],
+                "run_uuid": query["run_id"],
+                "experiment_id": run["experiment_id"],
+                "artifact_uri": run["artifact_uri"],
+                "status": "FINISHED",
+                "lifecycle_stage": "active",
+            }
             return {"run": {"info": info, "data": {}}}
         if endpoint == "logged-models/search":
             return {"models": []}

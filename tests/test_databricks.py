@@ -1,0 +1,211 @@
+"""check and compare on Databricks workspaces: profiles, PAT and OAuth M2M, the workspace registry's
+separate copy, failures, all against loopback workspace doubles (tests/databricks_double.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, Run, assert_one_clear_line, load_valid_report
+from tests.databricks_double import WorkspaceDouble
+from tests.servers import free_port
+
+MLMODEL = {
+    "artifact_path": "model",
+    "flavors": {
+        "python_function": {"loader_module": "mlflow.sklearn", "model_path": "model.pkl",
+                            "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}},
+        "sklearn": {"pickled_model": "model.pkl", "serialization_format": "cloudpickle"},
+    },
+    "model_size_bytes": 4096 + 10 + 20,
+    "run_id": "0" * 32,
+    "model_uuid": "1" * 32,
+    "utc_time_created": "2026-01-01 00:00:00.000000",
+    "signature": {"inputs": '[{"type": "double"}]', "outputs": '[{"type": "double"}]'},
+}  # fmt: skip
+MODEL_FILES = {
+    "model.pkl": bytes(range(256)) * 16,
+    "data/weights/layer0.bin": b"0123456789",
+    "data/weights/layer1.bin": b"abcdefghijklmnopqrst",
+    "conda.yaml": b"name: env\n",
+    "python_env.yaml": b"python: 3.11\n",
+}
+CLIENT_SECRET = "oauth-canary-secret-4d1f"  # noqa: S105 - a canary for leak checks, not a credential
+
+
+def model_files(run_id: str, **changes: object) -> dict[str, bytes]:
+    mlmodel = {**MLMODEL, "run_id": run_id, "model_uuid": uuid.uuid4().hex, **changes}
+    return {**MODEL_FILES, "MLmodel": yaml.safe_dump(mlmodel).encode()}
+
+
+def seed(workspace: WorkspaceDouble, name: str, stage: str = "Production", **changes: object) -> str:
+    """A run with a model, registered (the registry makes its own copy); returns the version."""
+    run_id = workspace.create_run("42")
+    workspace.put_files(workspace.run_path(run_id, "model"), model_files(run_id, **changes))
+    return workspace.register(name, run_id, stage=stage)
+
+
+@pytest.fixture(scope="module")
+def ws1() -> Iterator[WorkspaceDouble]:
+    """A workspace reached with a personal access token."""
+    with WorkspaceDouble() as workspace:
+        yield workspace
+
+
+@pytest.fixture(scope="module")
+def ws2() -> Iterator[WorkspaceDouble]:
+    """A workspace reached with OAuth machine-to-machine credentials."""
+    with WorkspaceDouble(oauth_clients={"mvc-client": CLIENT_SECRET}) as workspace:
+        yield workspace
+
+
+@pytest.fixture
+def home(tmp_path: Path, ws1: WorkspaceDouble, ws2: WorkspaceDouble) -> Path:
+    """A HOME whose .databrickscfg has a PAT profile, an OAuth M2M profile, a wrong token and a dead host."""
+    directory = tmp_path / "home"
+    directory.mkdir()
+    (directory / ".databrickscfg").write_text(
+        f"[ws1]\nhost = {ws1.url}\ntoken = {ws1.token}\n\n"
+        f"[ws2]\nhost = {ws2.url}\nclient_id = mvc-client\nclient_secret = {CLIENT_SECRET}\n\n"
+        f"[wrong]\nhost = {ws1.url}\ntoken = dapi00000000000000000000000000000000\n\n"
+        f"[dead]\nhost = http://127.0.0.1:{free_port()}\ntoken = dapi11111111111111111111111111111111\n"
+    )
+    return directory
+
+
+def run_cli(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Run:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    completed = subprocess.run(
+        [str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout, check=False,
+        env={**clean, "HOME": str(home), **(env or {})},
+    )  # fmt: skip
+    return Run(completed.returncode, completed.stdout, completed.stderr)
+
+
+def check(home: Path, profile: str, name: str, version: str, report: Path, *extra: str) -> Run:
+    return run_cli(home, "check-model-version", "--model", name, "--version-or-stage", version,
+                   "--tracking-uri", f"databricks://{profile}",
+                   "--report-file", str(report), *extra)  # fmt: skip
+
+
+def test_check_intact_registry_copy_passes(ws1: WorkspaceDouble, home: Path, tmp_path: Path) -> None:
+    """The workspace registry keeps a separate copy: both are downloaded, compared and equal."""
+    seed(ws1, "Sklearn_Wine")
+    run = check(home, "ws1", "Sklearn_Wine", "production", tmp_path / "r.json")
+    assert run.exit_code == 0, run.stderr
+    report = load_valid_report(tmp_path / "r.json")
+    comparison = report["Comparison"]
+    assert comparison["equals"] is True and comparison["same_location"] is False
+    assert comparison["run_model"]["location"].startswith("dbfs://ws1@databricks/databricks/mlflow-tracking/")
+    assert comparison["reg_model"]["location"].startswith("dbfs://ws1@databricks/databricks/mlflow-registry/")
+    assert comparison["run_model"]["files"] == comparison["reg_model"]["files"] == 6
+    assert report["Model_Version"]["registry_uri"] == "databricks://ws1"
+    assert ws1.token not in run.stdout + run.stderr + (tmp_path / "r.json").read_text()
+
+
+@pytest.mark.parametrize("side", ["registry", "run"])
+def test_tampered_copy_fails_naming_the_file(
+    ws1: WorkspaceDouble, home: Path, tmp_path: Path, side: str
+) -> None:
+    """One nested file changed in the registry copy (or the run's): exit 1 and the file is named."""
+    name = f"Tampered_{side}"
+    version = seed(ws1, name)
+    base = (
+        ws1.registry_path(name, version)
+        if side == "registry"
+        else ws1.models[name]["versions"][version]["source"][5:]
+    )
+    ws1.files[f"{base}/data/weights/layer1.bin"] = b"abcdefghijklmnopqrsX"
+    run = check(home, "ws1", name, version, tmp_path / "r.json")
+    assert run.exit_code == 1, run.stderr
+    differences = load_valid_report(tmp_path / "r.json")["Comparison"]["differences"]
+    assert [(d["path"], d["kind"]) for d in differences] == [("data/weights/layer1.bin", "changed")]
+    assert "data/weights/layer1.bin" in run.stdout
+
+
+def test_compare_two_workspaces_pat_and_oauth(
+    ws1: WorkspaceDouble, ws2: WorkspaceDouble, home: Path, tmp_path: Path
+) -> None:
+    """databricks://ws1 (PAT) vs databricks://ws2 (OAuth M2M): an equal copy passes, a tampered one fails."""
+    seed(ws1, "Wine_Source", stage="Staging")
+    seed(ws2, "Wine_Imported", stage="Staging")  # same files, new run id and uuid: a copy
+    seed(ws2, "Wine_Tampered", stage="Staging", signature={"inputs": '[{"type": "long"}]', "outputs": "[]"})
+    results = {}
+    for target in ("Wine_Imported", "Wine_Tampered"):
+        config = tmp_path / f"{target}.yaml"
+        config.write_text(
+            "tracking_server_1:\n  host: databricks://ws1\n  model: Wine_Source\n"
+            "  version_or_stage: staging\n"
+            f"tracking_server_2:\n  host: databricks://ws2\n  model: {target}\n  version_or_stage: staging\n"
+        )
+        report = tmp_path / f"{target}.json"
+        results[target] = (run_cli(home, "compare-model-versions", "--config-file", str(config),
+                                   "--report-file", str(report)), report)  # fmt: skip
+    equal_run, equal_report = results["Wine_Imported"]
+    assert equal_run.exit_code == 0, equal_run.stderr
+    summary = load_valid_report(equal_report)["Comparison_Summary"]
+    assert summary["run_model"] is True and summary["reg_model"] is True
+    tampered_run, tampered_report = results["Wine_Tampered"]
+    assert tampered_run.exit_code == 1, tampered_run.stderr
+    section = load_valid_report(tampered_report)["Reg_Model_Comparison"]
+    assert section["differences"][0]["path"] == "MLmodel"
+    assert any(request.startswith("POST /oidc/v1/token") for request in ws2.requests), "ws2 used OAuth"
+    assert not any("Wine_Imported" in request for request in ws1.requests), "no ws2 call reached ws1"
+    assert not any("Wine_Source" in request for request in ws2.requests), "no ws1 call reached ws2"
+    for run in (equal_run, tampered_run):
+        assert CLIENT_SECRET not in run.stdout + run.stderr
+
+
+def test_wrong_token_names_the_host_not_the_token(ws1: WorkspaceDouble, home: Path, tmp_path: Path) -> None:
+    """A refused token: exit 3, one line saying authentication failed for which workspace."""
+    seed(ws1, "Auth_Model")
+    run = check(home, "wrong", "Auth_Model", "1", tmp_path / "r.json")
+    assert run.exit_code == 3
+    line = assert_one_clear_line(run)
+    assert "authentication failed" in line and ws1.url in line
+    assert "dapi0000" not in line
+    assert load_valid_report(tmp_path / "r.json")["error"]["type"] == "AuthenticationFailed"
+
+
+def test_unreachable_workspace_fails_within_30_seconds(home: Path, tmp_path: Path) -> None:
+    """A workspace host that refuses connections: exit 3 with a clear line, quickly."""
+    started = time.monotonic()
+    run = check(home, "dead", "Any_Model", "1", tmp_path / "r.json")
+    elapsed = time.monotonic() - started
+    assert run.exit_code == 3
+    assert "no answer from the Databricks workspace" in assert_one_clear_line(run)
+    assert elapsed < 30
+
+
+def test_ambient_credentials_are_refused_for_a_named_profile(home: Path) -> None:
+    """DATABRICKS_TOKEN in the environment would override profile ws1: exit 2, nothing sent."""
+    run = run_cli(home, "check-model-version", "--model", "Any_Model", "--version-or-stage", "1",
+                  "--tracking-uri", "databricks://ws1", env={"DATABRICKS_TOKEN": "ambient"})  # fmt: skip
+    assert run.exit_code == 2
+    assert (
+        "DATABRICKS_TOKEN set in the environment would silently override profile 'ws1'"
+        in assert_one_clear_line(run)
+    )
+
+
+def test_missing_profile_is_a_usage_error(home: Path) -> None:
+    """A databricks://<profile> that .databrickscfg does not have: exit 2 naming the profile."""
+    run = run_cli(home, "check-model-version", "--model", "M", "--version-or-stage", "1",
+                  "--tracking-uri", "databricks://nosuch")  # fmt: skip
+    assert run.exit_code == 2
+    assert "profile 'nosuch'" in assert_one_clear_line(run)
+
+
+def test_stage_on_unity_catalog_is_refused(home: Path) -> None:
+    """Unity Catalog has no stages: a stage gives a clear line (exit 3) before anything is downloaded."""
+    run = run_cli(home, "check-model-version", "--model", "main.default.wine",
+                  "--version-or-stage", "Production", "--tracking-uri", "databricks://ws1")  # fmt: skip
+    assert run.exit_code == 3
+    assert "cannot be used with Unity Catalog" in assert_one_clear_line(run)
