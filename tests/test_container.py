@@ -50,7 +50,9 @@ def image() -> str:
     return IMAGE
 
 
-def run_container(image: str, workspace: Path, inputs: dict[str, str]) -> tuple[int, str, dict[str, str]]:
+def run_container(
+    image: str, workspace: Path, inputs: dict[str, str], extra_env: dict[str, str] | None = None
+) -> tuple[int, str, dict[str, str]]:
     """docker run with --network host and the runner's INPUT_* and file-command variables."""
     commands = workspace.parent / f"{workspace.name}-commands"
     commands.mkdir(exist_ok=True)
@@ -66,6 +68,8 @@ def run_container(image: str, workspace: Path, inputs: dict[str, str]) -> tuple[
     ]  # fmt: skip
     for name, value in inputs.items():
         arguments += ["-e", f"INPUT_{name.upper()}={value}"]
+    for name, value in (extra_env or {}).items():
+        arguments += ["-e", f"{name}={value}"]
     completed = subprocess.run([*arguments, image], capture_output=True, text=True, timeout=600, check=False)
     return (
         completed.returncode,
@@ -178,3 +182,63 @@ def test_act_artifacts_hold_valid_reports(act_run: tuple[int, str, Path]) -> Non
         "selftest-compare-report": "passed",
         "selftest-tampered-report": "failed",
     }
+
+
+def test_container_databricks_inputs_without_leaks(image: str, tmp_path: Path) -> None:
+    """databricks-host/-token and databricks-config drive check and compare in the container against
+    two workspace doubles; no token shows up in the log, outputs, summary, report or artifact."""
+    from tests.artifact_server import ArtifactServiceDouble
+    from tests.databricks_double import WorkspaceDouble
+    from tests.test_databricks import CLIENT_SECRET, seed
+
+    with (
+        WorkspaceDouble() as ws1,
+        WorkspaceDouble(oauth_clients={"mvc-client": CLIENT_SECRET}) as ws2,
+        ArtifactServiceDouble() as artifacts,
+    ):
+        seed(ws1, "Wine", stage="Staging")
+        seed(ws2, "Wine_Imported", stage="Staging")
+        workspace = tmp_path / "workspace"
+        workspace.mkdir()
+        (workspace / "config.yaml").write_text(
+            "tracking_server_1: {host: 'databricks://test_env', model: Wine, version_or_stage: staging}\n"
+            "tracking_server_2: {host: 'databricks://prod_env', model: Wine_Imported, "
+            "version_or_stage: staging}\n"
+        )
+        profiles = (
+            f"[test_env]\nhost = {ws1.url}\ntoken = {ws1.token}\n\n"
+            f"[prod_env]\nhost = {ws2.url}\nclient_id = mvc-client\nclient_secret = {CLIENT_SECRET}\n"
+        )
+        runtime = {"ACTIONS_RUNTIME_TOKEN": artifacts.token, "ACTIONS_RESULTS_URL": artifacts.url}
+        check_code, check_log, check_outputs = run_container(
+            image, workspace,
+            {"model": "Wine", "version-or-stage": "staging", "tracking-uri": "databricks",
+             "databricks-host": ws1.url, "databricks-token": ws1.token, "report-file": "check.json",
+             "artifact-name": "check"},
+            runtime,
+        )  # fmt: skip
+        compare_code, compare_log, compare_outputs = run_container(
+            image, workspace,
+            {"command": "compare", "config-file": "config.yaml", "databricks-config": profiles,
+             "report-file": "compare.json", "artifact-name": "compare"},
+            runtime,
+        )  # fmt: skip
+        uploaded = b"".join(stored.content or b"" for stored in artifacts.artifacts.values())
+    assert check_code == 0, check_log
+    assert check_outputs["passed"] == "true"
+    assert compare_code == 0, compare_log
+    assert compare_outputs["run-model-equals"] == compare_outputs["reg-model-equals"] == "true"
+    assert set(artifacts.artifacts) == {"check", "compare"}
+    summary = (workspace.parent / f"{workspace.name}-commands" / "summary").read_text()
+    scanned = {
+        "log": check_log + compare_log,
+        "outputs": json.dumps([check_outputs, compare_outputs]),
+        "summary": summary,
+        "reports": (workspace / "check.json").read_text() + (workspace / "compare.json").read_text(),
+        "artifacts": uploaded.decode("latin-1"),
+    }
+    for secret in (ws1.token, CLIENT_SECRET):
+        for where, text in scanned.items():
+            visible = "\n".join(line for line in text.splitlines() if not line.startswith("::add-mask::"))
+            assert secret not in visible, f"secret found in {where}"
+    assert "::add-mask::" + ws1.token in check_log, "the token was masked before use"
