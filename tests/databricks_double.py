@@ -62,6 +62,7 @@ class WorkspaceDouble:
     files: dict[str, bytes] = field(default_factory=dict)  # DBFS path -> bytes
     runs: dict[str, dict[str, str]] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    uc_models: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     _issued: set[str] = field(default_factory=set)
     _download_urls: dict[str, str] = field(default_factory=dict)
@@ -120,6 +121,37 @@ class WorkspaceDouble:
             "_registry_path": registry_path,
         }
         return version
+
+    def register_uc(
+        self, full_name: str, run_id: str, model_path: str = "model", aliases: tuple[str, ...] = ()
+    ) -> str:
+        """A Unity Catalog version: its own copy under /Models/<catalog>/<schema>/<model>/<version>."""
+        model = self.uc_models.setdefault(full_name, {"versions": {}, "aliases": {}})
+        version = str(len(model["versions"]) + 1)
+        source_path = self.run_path(run_id, model_path)
+        storage_path = f"/Models/{full_name.replace('.', '/')}/{version}"
+        for path, data in list(self.files.items()):
+            if path.startswith(source_path + "/"):
+                self.files[storage_path + path[len(source_path) :]] = data
+        for alias in aliases:
+            model["aliases"][alias] = version
+        now = int(time.time() * 1000)
+        model["versions"][version] = {
+            "name": full_name,
+            "version": version,
+            "source": f"dbfs:{source_path}",
+            "run_id": run_id,
+            "status": "READY",
+            "storage_location": f"s3://double-uc-bucket/models/{uuid.uuid4().hex}/versions/{version}",
+            "creation_timestamp": now,
+            "last_updated_timestamp": now,
+            "_storage_path": storage_path,
+        }
+        return version
+
+    def uc_storage_path(self, full_name: str, version: str) -> str:
+        path: str = self.uc_models[full_name]["versions"][version]["_storage_path"]
+        return path
 
     def registry_path(self, name: str, version: str) -> str:
         path: str = self.models[name]["versions"][version]["_registry_path"]
@@ -187,7 +219,7 @@ class WorkspaceDouble:
         if token not in self.tokens and token not in self._issued:
             raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
 
-    def _route(  # noqa: PLR0911 - one branch per endpoint keeps the map readable
+    def _route(  # noqa: PLR0911, PLR0912 - one branch per endpoint keeps the map readable
         self, method: str, path: str, query: dict[str, str], body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, Mapping[str, Any] | bytes]:
         if path == "/.well-known/databricks-config":
@@ -210,6 +242,11 @@ class WorkspaceDouble:
             if body and headers.get("Content-Type", "").startswith("application/json")
             else {}
         )
+        if "is-databricks-sdk-models-artifact-repository-enabled" in path:
+            raise ApiError(404, "ENDPOINT_NOT_FOUND", "not enabled")  # false: the presigned-URL path
+        uc_prefix = "/api/2.0/mlflow/unity-catalog/"
+        if path.startswith(uc_prefix):
+            return 200, self._unity_catalog(method, path[len(uc_prefix) :], query, request)
         prefix = "/api/2.0/mlflow/"
         if path.startswith(prefix):
             return 200, self._mlflow(method, path[len(prefix) :], query, request)
@@ -257,7 +294,9 @@ class WorkspaceDouble:
     # -- storage -------------------------------------------------------------------------------
 
     def _from_sdk_path(self, sdk_path: str) -> str:
-        """/WorkspaceInternal/Mlflow/Artifacts/<exp>/Runs/<run>/<rest> -> its DBFS path."""
+        """/WorkspaceInternal/Mlflow/Artifacts/<exp>/Runs/<run>/<rest> -> its DBFS path; /Models/... as is."""
+        if sdk_path.startswith("/Models/"):
+            return sdk_path.rstrip("/")
         parts = sdk_path.strip("/").split("/")
         if sdk_path.startswith(SDK_RUNS_ROOT) and len(parts) >= 6 and parts[4] == "Runs":
             experiment_id, run_id, rest = parts[3], parts[5], "/".join(parts[6:])
@@ -366,3 +405,48 @@ class WorkspaceDouble:
         if endpoint == "logged-models/search":
             return {"models": []}
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /api/2.0/mlflow/{endpoint}'")
+
+    # -- Unity Catalog ---------------------------------------------------------------------------
+
+    def _uc_version(self, name: str, version: str) -> dict[str, Any]:
+        model = self.uc_models.get(name)
+        if model is None:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Registered model '{name}' does not exist.")
+        found = model["versions"].get(str(version))
+        if found is None:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Model version {name}/{version} does not exist.")
+        aliases = [{"alias": a, "version": v} for a, v in model["aliases"].items() if v == str(version)]
+        return {**{k: v for k, v in found.items() if not k.startswith("_")}, "aliases": aliases}
+
+    def _unity_catalog(
+        self, method: str, endpoint: str, query: dict[str, str], request: dict[str, Any]
+    ) -> Mapping[str, Any]:
+        if endpoint == "registered-models/get":
+            name = query["name"]
+            if name not in self.uc_models:
+                raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Registered model '{name}' does not exist.")
+            aliases = [{"alias": a, "version": v} for a, v in self.uc_models[name]["aliases"].items()]
+            return {"registered_model": {"name": name, "aliases": aliases}}
+        if endpoint == "model-versions/get":
+            return {"model_version": self._uc_version(query["name"], query["version"])}
+        if endpoint == "registered-models/alias":
+            name, alias = query["name"], query["alias"]
+            version = self.uc_models.get(name, {}).get("aliases", {}).get(alias)
+            if version is None:
+                raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Alias {alias} of {name} does not exist.")
+            return {"model_version": self._uc_version(name, version)}
+        if endpoint == "model-versions/get-download-uri":
+            return {"artifact_uri": self._uc_version(query["name"], query["version"])["storage_location"]}
+        if endpoint == "model-versions/search":
+            name = query.get("filter", "").split("=", 1)[-1].strip().strip("'\"")
+            versions = self.uc_models.get(name, {}).get("versions", {})
+            return {"model_versions": [self._uc_version(name, v) for v in versions]}
+        if endpoint == "model-versions/generate-temporary-credentials":
+            self._uc_version(request["name"], request["version"])
+            return {
+                "credentials": {
+                    "storage_mode": "DEFAULT_STORAGE",
+                    "expiration_time": int(time.time() + 900) * 1000,
+                }
+            }
+        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} unity-catalog/{endpoint}'")

@@ -209,3 +209,41 @@ def test_stage_on_unity_catalog_is_refused(home: Path) -> None:
                   "--version-or-stage", "Production", "--tracking-uri", "databricks://ws1")  # fmt: skip
     assert run.exit_code == 3
     assert "cannot be used with Unity Catalog" in assert_one_clear_line(run)
+
+
+def seed_uc(workspace: WorkspaceDouble, full_name: str, aliases: tuple[str, ...] = ("champion",)) -> str:
+    run_id = workspace.create_run("43")
+    workspace.put_files(workspace.run_path(run_id, "model"), model_files(run_id))
+    return workspace.register_uc(full_name, run_id, aliases=aliases)
+
+
+def test_unity_catalog_alias_resolves_and_compares(ws1: WorkspaceDouble, home: Path, tmp_path: Path) -> None:
+    """catalog.schema.model@champion on Unity Catalog: resolved by alias, its copy fetched through the
+    registry's presigned URLs and compared with the run model; a tampered copy fails."""
+    version = seed_uc(ws1, "main.ml.wine")
+    run = check(home, "ws1", "main.ml.wine", "@champion", tmp_path / "r.json")
+    assert run.exit_code == 0, run.stderr
+    report = load_valid_report(tmp_path / "r.json")
+    assert report["Model_Version"]["registry_uri"] == "databricks-uc://ws1"
+    assert report["Model_Version"]["resolved_by"] == "alias"
+    assert report["Model_Version"]["aliases"] == ["champion"]
+    comparison = report["Comparison"]
+    assert comparison["same_location"] is False and comparison["equals"] is True
+    assert comparison["reg_model"]["location"] == f"models:/main.ml.wine/{version}"
+    assert comparison["reg_model"]["download_uri"].startswith("s3://double-uc-bucket/")
+    assert any("generate-temporary-credentials" in request for request in ws1.requests)
+
+    ws1.files[f"{ws1.uc_storage_path('main.ml.wine', version)}/data/weights/layer0.bin"] = b"0123456789X"
+    tampered = check(home, "ws1", "main.ml.wine", "@champion", tmp_path / "t.json")
+    assert tampered.exit_code == 1
+    differences = load_valid_report(tmp_path / "t.json")["Comparison"]["differences"]
+    assert [d["path"] for d in differences] == ["data/weights/layer0.bin"]
+
+
+def test_unity_catalog_unknown_alias(ws1: WorkspaceDouble, home: Path) -> None:
+    """An alias Unity Catalog does not have: exit 3 with one clear line."""
+    seed_uc(ws1, "main.ml.other")
+    run = run_cli(home, "check-model-version", "--model", "main.ml.other", "--version-or-stage", "@nope",
+                  "--tracking-uri", "databricks://ws1")  # fmt: skip
+    assert run.exit_code == 3
+    assert "no alias 'nope'" in assert_one_clear_line(run)

@@ -417,8 +417,17 @@ def location_key(uri: str, tracking_uri: str) -> str:
 
 def _repository(location: str) -> ArtifactRepository:
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+    from mlflow.store.artifact.unity_catalog_models_artifact_repo import UnityCatalogModelsArtifactRepository
 
-    return get_artifact_repository(location)
+    repo = get_artifact_repository(location)
+    inner = getattr(repo, "repo", None)
+    if isinstance(repo, ModelsArtifactRepository) and isinstance(inner, UnityCatalogModelsArtifactRepository):
+        # The Unity Catalog repository lists and downloads whole trees only; its storage repository
+        # (presigned URLs, or cloud storage with temporary credentials) serves single files too.
+        storage: ArtifactRepository = inner._get_artifact_repo()  # type: ignore[no-untyped-call]
+        return storage
+    return repo
 
 
 def _has_files(location: str) -> bool:
@@ -452,7 +461,8 @@ def _safe_relative(path: str, parent: str | None) -> str:
 
 
 def list_files(repo: ArtifactRepository, parent: str | None = None) -> Iterator[tuple[str, int | None]]:
-    for info in repo.list_artifacts(parent):
+    # At the root, each repository's own default (None for most, "" for presigned-URL ones).
+    for info in repo.list_artifacts(parent) if parent is not None else repo.list_artifacts():
         path = _safe_relative(info.path, parent)
         if info.is_dir:
             yield from list_files(repo, path)
@@ -674,7 +684,12 @@ def resolve_and_locate(
     uris = {"run_model": version["source"], "reg_model": version["download_uri"]}
     models: dict[str, dict[str, Any]] = {}
     for role in roles:
-        location = locate(client, server, uris[role])
+        if role == "reg_model" and server.is_unity_catalog:
+            # Unity Catalog's copy is reached through the registry (temporary credentials, presigned
+            # URLs), not through its storage location, which needs cloud credentials.
+            location = f"models:/{name}/{mv.version}"
+        else:
+            location = locate(client, server, uris[role])
         models[role] = {
             "uri": uris[role],
             "location": redact(location),
