@@ -14,8 +14,15 @@ Authentication
 Workspace model registry and tracking (/api/2.0/mlflow/...)
   GET  registered-models/get, model-versions/get, model-versions/get-download-uri,
        model-versions/search, runs/get, logged-models/{id}
+Unity Catalog (/api/2.0/mlflow/unity-catalog/...)
+  GET  registered-models/get, registered-models/alias, model-versions/get,
+       model-versions/get-download-uri, model-versions/search; registered-models:is-databricks-sdk-
+       models-artifact-repository-enabled (404: false); POST model-versions/generate-temporary-
+       credentials (DEFAULT_STORAGE) -> files under /Models/<catalog>/<schema>/<model>/<version> by
+       GET /api/2.0/fs/directories/Models/... and POST /api/2.0/fs/create-download-url {path}
   POST registered-models/get-latest-versions, logged-models/search
-Files of runs (SDK Files API, root /WorkspaceInternal/Mlflow/Artifacts/<exp>/Runs/<run>/...)
+Files of runs and logged models (SDK Files API, /WorkspaceInternal/Mlflow/Artifacts/<exp>/Runs/<run>/...
+and .../<exp>/LoggedModels/<id>/...)
   HEAD/GET /api/2.0/fs/directories<path>, POST /api/2.0/fs/create-download-url (-> a one-time URL
   on this double), GET /api/2.0/fs/files<path>
 Files of registry copies (DBFS REST, dbfs:/databricks/mlflow-registry/...)
@@ -63,6 +70,7 @@ class WorkspaceDouble:
     runs: dict[str, dict[str, str]] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     uc_models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    logged_models: dict[str, dict[str, str]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     _issued: set[str] = field(default_factory=set)
     _download_urls: dict[str, str] = field(default_factory=dict)
@@ -93,15 +101,35 @@ class WorkspaceDouble:
         base = run["artifact_uri"][len("dbfs:") :]
         return f"{base}/{relative}".rstrip("/")
 
+    def create_logged_model(self, experiment_id: str, contents: Mapping[str, bytes], run_id: str = "") -> str:
+        """An MLflow 3 logged model (`models:/m-<id>`) with its files under logged_models/<id>/artifacts."""
+        model_id = f"m-{uuid.uuid4().hex}"
+        artifact_path = f"{TRACKING_ROOT}/{experiment_id}/logged_models/{model_id}/artifacts"
+        self.logged_models[model_id] = {
+            "model_id": model_id,
+            "experiment_id": experiment_id,
+            "name": "model",
+            "artifact_uri": f"dbfs:{artifact_path}",
+            "status": "LOGGED_MODEL_READY",
+            "source_run_id": run_id,
+        }
+        self.put_files(artifact_path, contents)
+        return model_id
+
     def put_files(self, base_path: str, contents: Mapping[str, bytes]) -> None:
         for relative, data in contents.items():
             self.files[f"{base_path.rstrip('/')}/{relative}"] = data
 
-    def register(self, name: str, run_id: str, model_path: str = "model", stage: str = "None") -> str:
-        """Create a version from a run's model; the registry gets its own copy of the files."""
+    def register(
+        self, name: str, run_id: str, model_path: str = "model", stage: str = "None", logged_model: str = ""
+    ) -> str:
+        """Create a version from a run's model (or a logged model); the registry copies its files."""
         model = self.models.setdefault(name, {"id": uuid.uuid4().hex, "versions": {}})
         version = str(len(model["versions"]) + 1)
-        source_path = self.run_path(run_id, model_path)
+        if logged_model:
+            source_path = self.logged_models[logged_model]["artifact_uri"][len("dbfs:") :]
+        else:
+            source_path = self.run_path(run_id, model_path)
         registry_path = f"{REGISTRY_ROOT}/{uuid.uuid4().hex}/models/{model_path}"
         for path, data in list(self.files.items()):
             if path.startswith(source_path + "/"):
@@ -110,7 +138,7 @@ class WorkspaceDouble:
         model["versions"][version] = {
             "name": name,
             "version": version,
-            "source": f"dbfs:{source_path}",
+            "source": f"models:/{logged_model}" if logged_model else f"dbfs:{source_path}",
             "run_id": run_id,
             "status": "READY",
             "current_stage": stage,
@@ -301,6 +329,9 @@ class WorkspaceDouble:
         if sdk_path.startswith(SDK_RUNS_ROOT) and len(parts) >= 6 and parts[4] == "Runs":
             experiment_id, run_id, rest = parts[3], parts[5], "/".join(parts[6:])
             return f"{TRACKING_ROOT}/{experiment_id}/{run_id}/{rest}".rstrip("/")
+        if sdk_path.startswith(SDK_RUNS_ROOT) and len(parts) >= 6 and parts[4] == "LoggedModels":
+            experiment_id, model_id, rest = parts[3], parts[5], "/".join(parts[6:])
+            return f"{TRACKING_ROOT}/{experiment_id}/logged_models/{model_id}/{rest}".rstrip("/")
         raise ApiError(404, "NOT_FOUND", f"path {sdk_path} not found")
 
     def _children(self, directory: str) -> list[tuple[str, bool, int]]:
@@ -404,6 +435,11 @@ class WorkspaceDouble:
             return {"run": {"info": info, "data": {}}}
         if endpoint == "logged-models/search":
             return {"models": []}
+        if endpoint.startswith("logged-models/") and method == "GET":
+            found = self.logged_models.get(endpoint[len("logged-models/") :])
+            if found is None:
+                raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Logged model {endpoint} not found.")
+            return {"model": {"info": dict(found), "data": {}}}
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /api/2.0/mlflow/{endpoint}'")
 
     # -- Unity Catalog ---------------------------------------------------------------------------

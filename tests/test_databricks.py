@@ -247,3 +247,16 @@ def test_unity_catalog_unknown_alias(ws1: WorkspaceDouble, home: Path) -> None:
                   "--tracking-uri", "databricks://ws1")  # fmt: skip
     assert run.exit_code == 3
     assert "no alias 'nope'" in assert_one_clear_line(run)
+
+
+def test_version_from_a_logged_model(ws1: WorkspaceDouble, home: Path, tmp_path: Path) -> None:
+    """An MLflow 3 version whose source is models:/m-<id>: the logged model's files are the run model."""
+    run_id = ws1.create_run("44")
+    model_id = ws1.create_logged_model("44", model_files(run_id), run_id=run_id)
+    version = ws1.register("Logged_Wine", run_id, logged_model=model_id)
+    run = check(home, "ws1", "Logged_Wine", version, tmp_path / "r.json")
+    assert run.exit_code == 0, run.stderr
+    report = load_valid_report(tmp_path / "r.json")
+    assert report["Model_Version"]["source"] == f"models:/{model_id}"
+    assert f"/logged_models/{model_id}/artifacts" in report["Comparison"]["run_model"]["location"]
+    assert any("/LoggedModels/" in request for request in ws1.requests)
