@@ -376,3 +376,15 @@ def test_integrity_follows_a_python_models_artifacts() -> None:
         "MLmodel names artifacts/net (flavors.python_function.artifacts.net.path) "
         "but the model has no such file or folder",
     )
+
+
+def test_mlmodel_reformatted_is_equal_and_reported(trees: tuple[Path, Path]) -> None:
+    """MLmodel with other bytes but the same content (key order, quoting): equal, and said so."""
+    import yaml
+
+    left, right = trees
+    content = yaml.safe_load((right / "MLmodel").read_text())
+    (right / "MLmodel").write_text(yaml.safe_dump(content, sort_keys=False, default_style='"'))
+    comparison = compare_dirs(left, right)
+    assert comparison.equals
+    assert [(i.path, i.rule) for i in comparison.ignored] == [("MLmodel", "mlmodel-same-content")]

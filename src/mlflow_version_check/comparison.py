@@ -179,7 +179,19 @@ def compare_trees(
             if path == MLMODEL and not strict:
                 same, mlmodel_ignored, note = _compare_mlmodel(left_mlmodel, right_mlmodel)
                 if same:
-                    ignored.extend(mlmodel_ignored)
+                    # Different bytes, same content: say so even when no identity field differs
+                    # (key order, quoting, whitespace), so that no normalisation goes unreported.
+                    ignored.extend(
+                        mlmodel_ignored
+                        or [
+                            IgnoredItem(
+                                path=MLMODEL,
+                                rule="mlmodel-same-content",
+                                left=left_entry.sha256,
+                                right=right_entry.sha256,
+                            )
+                        ]
+                    )
                     continue
                 differences.append(FileDifference(path, "changed", left_entry, right_entry, note))
             else:
