@@ -370,3 +370,23 @@ def test_local_store_with_file_artifacts(tmp_path: Path) -> None:
         assert result.same_location
         assert result.run_model.location.startswith("file://")
         assert result.run_model.integrity.ok
+
+
+def test_eight_checks_at_once_agree(
+    mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path
+) -> None:
+    """Eight concurrent checks against one server, each with its own download dir: all pass and agree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(index: int):  # type: ignore[no-untyped-def]
+        return check_model_version(
+            promoted.name, "@champion", tracking_uri=mlflow_server.url, download_dir=tmp_path / f"dl{index}"
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(8)))
+    assert all(result.equals for result in results)
+    assert len({result.run_summary.tree_sha256 for result in results}) == 1
+    assert len({result.download_dir for result in results}) == 8
+    for index, result in enumerate(results):
+        assert Path(result.download_dir).parent == (tmp_path / f"dl{index}").resolve()

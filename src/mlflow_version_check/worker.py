@@ -532,6 +532,13 @@ def download_tree(
         _raise_common(exc, server, f"listing {redact(location)}")
         if _means_not_found(exc):
             files = []
+        elif "invalid path" in str(exc).lower():
+            # MLflow's own path check (validate_path_is_safe) caught a `..` or absolute entry first.
+            raise UnsafeArtifactPath(
+                f"the artifact listing of {redact(location)} names an unsafe path ({_short(exc)}). "
+                "Likely cause: a broken or hostile artifact store. Nothing was written for it. "
+                "Fix: inspect the model's storage."
+            ) from exc
         else:
             raise ArtifactDownloadError(
                 f"listing {redact(location)} failed: {_short(exc)}. Fix: check the server's "
