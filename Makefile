@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint typecheck unit demo bench lock clean image
+.PHONY: venv test lint typecheck unit demo bench bench-large lock clean image
 
 venv: $(STAMP)
 
@@ -41,6 +41,10 @@ demo: venv
 
 bench: venv
 	$(BIN)/python bench/run.py
+
+# Large synthetic models (1 GiB file, 5,000 files, 300 MiB mixed): several minutes and ~3 GiB of disk.
+bench-large: venv
+	$(BIN)/python bench/large.py
 
 # Re-pin after a dependency change: a fresh environment from pyproject.toml alone, frozen.
 lock:
