@@ -390,3 +390,23 @@ def test_eight_checks_at_once_agree(
     assert len({result.download_dir for result in results}) == 8
     for index, result in enumerate(results):
         assert Path(result.download_dir).parent == (tmp_path / f"dl{index}").resolve()
+
+
+def test_credentials_never_reach_output_or_report(
+    mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path
+) -> None:
+    """A tracking URI with user:password and a tracking token (canaries), verbose: no trace anywhere."""
+    user, password, token = "canary-user-7a1", "canary-pass-93f", "canary-token-c4e"
+    tracking = mlflow_server.url.replace("http://", f"http://{user}:{password}@")
+    report_file = tmp_path / "r.json"
+    for version_or_stage in ("@champion", "@no-such-alias"):
+        run = run_command(
+            "check-model-version", "--model", promoted.name, "--version-or-stage", version_or_stage,
+            "--tracking-uri", tracking, "--report-file", str(report_file), "--verbose",
+            env={"MLFLOW_TRACKING_TOKEN": token},
+        )  # fmt: skip
+        assert run.exit_code in (0, 3), run.stderr
+        text = run.stdout + run.stderr + report_file.read_text()
+        for canary in (user, password, token):
+            assert canary not in text, (canary, version_or_stage)
+        assert "http://***@127.0.0.1" in report_file.read_text()
