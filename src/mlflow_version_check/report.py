@@ -254,6 +254,7 @@ def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2, sort_keys=False) + "\n"
     descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    replaced = False
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
             stream.write(text)
@@ -261,9 +262,10 @@ def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)
         os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        replaced = True
+    finally:
+        if not replaced:  # whatever stopped the write, the half-written file goes
+            Path(temporary).unlink(missing_ok=True)
     return target
 
 
