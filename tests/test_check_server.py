@@ -410,3 +410,37 @@ def test_credentials_never_reach_output_or_report(
         for canary in (user, password, token):
             assert canary not in text, (canary, version_or_stage)
         assert "http://***@127.0.0.1" in report_file.read_text()
+
+
+def test_alias_that_looks_like_a_number(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """`@1` is the alias named 1, `1` is version 1: an alias never shadows a version number."""
+    name = unique("numeric_alias")
+    models.log_sklearn(mlflow_server.url, name, seed=1)
+    second = models.log_sklearn(mlflow_server.url, name, seed=2)
+    models.set_alias(mlflow_server.url, name, "1", second.version)
+    by_alias = check_model_version(name, "@1", tracking_uri=mlflow_server.url)
+    by_number = check_model_version(name, "1", tracking_uri=mlflow_server.url)
+    assert (by_alias.version.version, by_alias.version.resolved_by) == (second.version, "alias")
+    assert (by_number.version.version, by_number.version.resolved_by) == ("1", "version")
+
+
+def test_symlink_loop_in_a_local_store_is_refused(tmp_path: Path) -> None:
+    """A symlinked folder pointing back up in a file: store: exit 3, bounded, nothing written outside."""
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    artifacts = tmp_path / "artifacts"
+    client = models._client(tracking_uri)
+    experiment = client.create_experiment("loop", artifact_location=artifacts.as_uri())
+    version = models.register_run_artifacts(
+        tracking_uri, "loop_model", source_form="location", experiment_id=experiment
+    )
+    model_dir = Path(version.source.removeprefix("file://"))
+    (model_dir / "loop").symlink_to(model_dir, target_is_directory=True)
+    report = tmp_path / "out" / "r.json"
+    run = run_command(
+        "check-model-version", "--model", "loop_model", "--version-or-stage", version.version,
+        "--tracking-uri", tracking_uri, "--download-dir", str(tmp_path / "dl"), "--report-file", str(report),
+    )  # fmt: skip
+    assert run.exit_code == 3, run.stderr
+    assert "symlink loop" in assert_one_clear_line(run)
+    assert load_valid_report(report)["error"]["type"] == "UnsafeArtifactPath"
+    assert not any((tmp_path / "dl").rglob("*.pkl")), "nothing was downloaded before the refusal"

@@ -460,12 +460,23 @@ def _safe_relative(path: str, parent: str | None) -> str:
     return path
 
 
-def list_files(repo: ArtifactRepository, parent: str | None = None) -> Iterator[tuple[str, int | None]]:
+MAX_DEPTH = 32  # below Linux's 40 symlinks per path lookup, far above any real model
+
+
+def list_files(
+    repo: ArtifactRepository, parent: str | None = None, depth: int = 0
+) -> Iterator[tuple[str, int | None]]:
+    if depth > MAX_DEPTH:
+        # A local store follows symlinked folders: a link to a parent would list forever.
+        raise UnsafeArtifactPath(
+            f"the artifact listing nests deeper than {MAX_DEPTH} folders at {parent!r}. Likely cause: a "
+            "symlink loop in the artifact store. Fix: remove the link from the model's storage."
+        )
     # At the root, each repository's own default (None for most, "" for presigned-URL ones).
     for info in repo.list_artifacts(parent) if parent is not None else repo.list_artifacts():
         path = _safe_relative(info.path, parent)
         if info.is_dir:
-            yield from list_files(repo, path)
+            yield from list_files(repo, path, depth + 1)
         else:
             yield path, info.file_size
 
