@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from . import github
+from . import databricks, github
 from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE
 
 DEFAULTS: dict[str, str] = {
@@ -44,17 +44,9 @@ DEFAULTS: dict[str, str] = {
     "fail-on-difference": "true",
 }
 SECRET_INPUTS = ("databricks-token", "databricks-client-secret", "mlflow-tracking-token", "databricks-config")
-# Variables through which databricks-sdk silently overrides a profile's values (it reads env first).
-AMBIENT_DATABRICKS = (
-    "DATABRICKS_HOST",
-    "DATABRICKS_TOKEN",
-    "DATABRICKS_CLIENT_ID",
-    "DATABRICKS_CLIENT_SECRET",
-    "DATABRICKS_CONFIG_PROFILE",
-    "DATABRICKS_CONFIG_FILE",
-    "DATABRICKS_USERNAME",
-    "DATABRICKS_PASSWORD",
-)
+# Variables through which databricks-sdk silently overrides a profile's values (it reads env first),
+# and the config file the action itself provides.
+AMBIENT_DATABRICKS = (*databricks.CREDENTIAL_VARIABLES, "DATABRICKS_CONFIG_FILE")
 _SECRET_KEYS_IN_CONFIG = ("token", "client_secret", "password", "azure_client_secret")
 
 

@@ -172,8 +172,8 @@ def inspect_versions(
 ) -> Inspection:
     """Resolve, locate and download the roles of each wanted version; one worker per server.
 
-    `destination(key, role)` gives the local directory of a download; `label(key, role)` is in it too.
-    Versions on the same server share one worker; a storage location is downloaded once.
+    `destination(key, role)` gives the local directory of a download. Versions on the same server
+    share one worker; a storage location is downloaded once.
     """
     servers: list[ServerSpec] = []
     for item in wanted:

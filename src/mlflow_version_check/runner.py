@@ -38,7 +38,6 @@ class ServerSpec:
     timeout_seconds: float = 30.0
     retries: int = 2
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    secrets: tuple[str, ...] = ()
 
     def worker_env(self, base: Mapping[str, str]) -> dict[str, str]:
         env = {key: value for key, value in base.items() if key not in _SERVER_VARIABLES}
@@ -129,7 +128,7 @@ class Worker:
     def _drain_log(self, stream: IO[bytes]) -> None:
         with stream:
             for raw in stream:
-                line = redact(raw.decode("utf-8", "replace").rstrip(), self.server.secrets)
+                line = redact(raw.decode("utf-8", "replace").rstrip())
                 self.log_tail.append(line)
                 if self.on_log is not None:
                     self.on_log(f"[{self.label or 'worker'}] {line}")

@@ -38,7 +38,6 @@ from .errors import (
     ArtifactDownloadError,
     ArtifactNotFound,
     AuthenticationFailed,
-    InvalidOption,
     ModelNotFound,
     ModelVersionNotFound,
     ModelVersionNotReady,
@@ -259,9 +258,7 @@ def resolve_version(
         with registry_call(server, f"resolving alias '{alias}' of '{name}'", missing, alias_missing):
             return client.get_model_version_by_alias(name, alias), "alias"
 
-    if spec.startswith("@"):
-        if len(spec) == 1:
-            raise InvalidOption("version_or_stage '@' names no alias. Fix: give '@<alias>'.")
+    if spec.startswith("@"):  # a bare "@" is refused before any worker starts (core.py)
         return by_alias(spec[1:])
     if spec.isdigit():
 
@@ -613,7 +610,7 @@ def _read_mlmodel(root: Path, manifest: dict[str, list[Any]]) -> str | None:
 # The request.
 
 
-def _preflight(tracking_uri: str) -> None:
+def _preflight(tracking_uri: str, host: str | None) -> None:
     """Fail at once when a Databricks workspace does not accept connections.
 
     databricks-sdk retries a dead host for its whole retry budget in each of the several clients
@@ -621,13 +618,8 @@ def _preflight(tracking_uri: str) -> None:
     """
     import socket
 
-    from . import databricks
-
-    if not databricks.uses_databricks(tracking_uri):
-        return
-    host = databricks.host_of(tracking_uri, os.environ)
     if not host:
-        return  # no host configured: MLflow's own message about missing credentials follows
+        return  # not Databricks, or no host configured: MLflow's own message follows
     parsed = urllib.parse.urlparse(host if "://" in host else f"https://{host}")
     port = parsed.port or (80 if parsed.scheme == "http" else 443)
     try:
@@ -653,20 +645,19 @@ class Session:
 
     @classmethod
     def open(cls, tracking_uri: str, registry_uri: str | None) -> Session:
-        _preflight(tracking_uri)
+        from . import databricks
+
+        host = (
+            databricks.host_of(tracking_uri, os.environ) if databricks.uses_databricks(tracking_uri) else None
+        )
+        _preflight(tracking_uri, host)
         import mlflow
         from mlflow import MlflowClient
 
         mlflow.set_tracking_uri(tracking_uri)
         if registry_uri:
             mlflow.set_registry_uri(registry_uri)
-        from . import databricks
-
-        display = tracking_uri
-        if databricks.uses_databricks(tracking_uri) and (
-            host := databricks.host_of(tracking_uri, os.environ)
-        ):
-            display = f"the workspace {host} ({tracking_uri})"
+        display = f"the workspace {host} ({tracking_uri})" if host else tracking_uri
         server = Server(
             tracking_uri=tracking_uri, registry_uri=registry_uri or mlflow.get_registry_uri(), display=display
         )
