@@ -73,13 +73,3 @@ def load_valid_report(path: Path) -> dict[str, Any]:
     report: dict[str, Any] = json.loads(path.read_text())
     jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
     return report
-
-
-def assert_one_clear_line(run: Run) -> str:
-    """An expected failure: exactly one line on stderr, no traceback."""
-    assert "Traceback" not in run.stderr + run.stdout
-    assert len(run.error_lines) == 1, run.stderr
-    line = run.error_lines[0]
-    assert line.startswith("error: ")
-    assert "Fix" in line or "fix" in line, line
-    return line

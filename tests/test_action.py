@@ -171,43 +171,6 @@ def test_secrets_appear_nowhere(
     assert list((tmp_path / "tmp").glob("mvc-home-*")) == [], "the private HOME is removed"
 
 
-def test_ambient_databricks_variables_are_refused(tmp_path: Path) -> None:
-    """DATABRICKS_TOKEN in the environment would override a named profile: exit 2, clear line."""
-    run = run_action(
-        tmp_path,
-        {"model": "m", "version-or-stage": "1", "tracking-uri": "databricks://prod_env",
-         "databricks-config": "[prod_env]\nhost = https://x.invalid\ntoken = abc\n"},
-        {"DATABRICKS_TOKEN": "ambient"},
-    )  # fmt: skip
-    assert run.exit_code == 2
-    assert "DATABRICKS_TOKEN set in the environment would silently override" in run.stderr
-    assert run.outputs["passed"] == "false"
-
-
-@pytest.mark.parametrize(
-    ("inputs", "words"),
-    [
-        pytest.param({"command": "bogus"}, "input command is 'bogus'", id="unknown-command"),
-        pytest.param(
-            {"command": "check", "model": "m"}, "needs the model and version-or-stage", id="check-missing"
-        ),
-        pytest.param({"command": "compare"}, "needs the config-file input", id="compare-missing"),
-        pytest.param(
-            {"model": "m", "version-or-stage": "1", "strict": "maybe"},
-            "input strict is 'maybe'",
-            id="bad-bool",
-        ),
-    ],
-)
-def test_bad_inputs_exit_2(tmp_path: Path, inputs: dict[str, str], words: str) -> None:
-    """Wrong inputs: exit 2, one line naming the input, outputs still written (passed=false)."""
-    run = run_action(tmp_path, inputs)
-    assert run.exit_code == 2
-    assert words in run.stderr
-    assert "Traceback" not in run.stderr
-    assert run.outputs["passed"] == "false"
-
-
 def test_plain_environment_variables_for_other_ci(
     mlflow_server: MlflowServer, registered: models.Registered, tmp_path: Path
 ) -> None:

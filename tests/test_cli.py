@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import time
 from pathlib import Path
 
 import pytest
 
 from mlflow_version_check import __version__
 from mlflow_version_check.cli import check_model_version_main, main
-from tests.conftest import assert_one_clear_line, load_valid_report, run_command
+from tests.conftest import load_valid_report, run_command
 
 CHECK_OPTIONS = [
     "--model",
@@ -103,110 +101,6 @@ def test_help_does_not_import_mlflow() -> None:
 
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip().splitlines()[-1] == "False"
-
-
-@pytest.mark.parametrize(
-    ("args", "words"),
-    [
-        pytest.param(["--version-or-stage", "1"], "Missing option '--model'", id="missing-model-option"),
-        pytest.param(["--model", "m"], "Missing option '--version-or-stage'", id="missing-version-option"),
-        pytest.param(
-            ["--model", "m", "--version-or-stage", "1", "--retries", "x"], "--retries", id="retries-not-int"
-        ),
-        pytest.param(
-            ["--model", "m", "--version-or-stage", "1", "--unknown"], "No such option", id="unknown-option"
-        ),
-        pytest.param(
-            ["--model", " ", "--version-or-stage", "1", "--tracking-uri", "http://127.0.0.1:9"],
-            "model name is empty",
-            id="blank-model",
-        ),
-        pytest.param(["--model", "m", "--version-or-stage", "@"], "names no alias", id="bare-at"),
-    ],
-)
-def test_invalid_invocations_exit_2_with_one_line(args: list[str], words: str) -> None:
-    """Wrong options exit 2 with one line that says what and how to fix it."""
-    run = run_command("check-model-version", *args, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
-    assert run.exit_code == 2, (run.stdout, run.stderr)
-    assert words in assert_one_clear_line(run)
-
-
-def test_no_tracking_server_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without --tracking-uri or MLFLOW_TRACKING_URI the tool refuses instead of using a local default."""
-    run = run_command("check-model-version", "--model", "m", "--version-or-stage", "1")
-    assert run.exit_code == 2
-    assert "MLFLOW_TRACKING_URI" in assert_one_clear_line(run)
-
-
-def _refusing_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port  # closed again: connections to it are refused
-
-
-def test_unreachable_server_exits_3_quickly_with_a_report(tmp_path: Path) -> None:
-    """A server that refuses connections: exit 3, one line naming the server, an error report."""
-    url = f"http://127.0.0.1:{_refusing_port()}"
-    report_file = tmp_path / "nested" / "report.json"
-    started = time.monotonic()
-    run = run_command(
-        "check-model-version",
-        "--model",
-        "m",
-        "--version-or-stage",
-        "1",
-        "--tracking-uri",
-        url,
-        "--report-file",
-        str(report_file),
-    )
-    assert run.exit_code == 3
-    line = assert_one_clear_line(run)
-    assert url in line and "no answer" in line
-    report = load_valid_report(report_file)
-    assert report["status"] == "error" and report["equals"] is None
-    assert report["error"]["type"] == "ServerUnreachable"
-    assert report["Model_Version"] is None
-    assert time.monotonic() - started < 60
-
-
-def test_report_file_that_is_a_directory_is_refused_before_work(tmp_path: Path) -> None:
-    """--report-file pointing at a directory: exit 2 at once, nothing written."""
-    run = run_command(
-        "check-model-version",
-        "--model",
-        "m",
-        "--version-or-stage",
-        "1",
-        "--tracking-uri",
-        "http://127.0.0.1:9",
-        "--report-file",
-        str(tmp_path),
-    )
-    assert run.exit_code == 2
-    assert "is a directory" in assert_one_clear_line(run)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_download_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
-    """--download-dir naming a file: exit 2 with a clear line, and the file is untouched."""
-    target = tmp_path / "file.txt"
-    target.write_text("keep me")
-    run = run_command(
-        "check-model-version",
-        "--model",
-        "m",
-        "--version-or-stage",
-        "1",
-        "--tracking-uri",
-        "http://127.0.0.1:9",
-        "--download-dir",
-        str(target),
-    )
-    assert run.exit_code == 2
-    assert "is a file" in assert_one_clear_line(run)
-    assert target.read_text() == "keep me"
 
 
 def test_main_is_callable_as_a_function(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,8 +15,8 @@ from mlflow_version_check import compare_model_versions
 from mlflow_version_check.cli import compare_model_versions_main, main
 from mlflow_version_check.config import parse_config
 from tests import models
-from tests.conftest import BIN, assert_one_clear_line, load_valid_report, run_command
-from tests.servers import MlflowServer, free_port
+from tests.conftest import BIN, load_valid_report, run_command
+from tests.servers import MlflowServer
 
 pytestmark = pytest.mark.server
 
@@ -281,46 +281,6 @@ def test_native_model_auto_from_config(
     ]
 
 
-def test_unreachable_second_server_keeps_the_first(
-    mlflow_server: MlflowServer, original: models.Registered, tmp_path: Path
-) -> None:
-    """The second server refuses connections: exit 3, and the error report records what the first resolved."""
-    dead = f"http://127.0.0.1:{free_port()}"
-    config = write_config(
-        tmp_path / "c.yaml",
-        side(mlflow_server, original),
-        {"host": dead, "model": "m", "version_or_stage": "1"},
-    )
-    report_file = tmp_path / "r.json"
-    run = run_command(
-        "compare-model-versions", "--config-file", str(config), "--report-file", str(report_file)
-    )
-    assert run.exit_code == 3
-    line = assert_one_clear_line(run)
-    assert line.startswith("error: tracking_server_2: ") and dead in line
-    report = load_valid_report(report_file)
-    assert report["status"] == "error"
-    assert report["error"]["type"] == "ServerUnreachable"
-    first = report["Model_Versions"]["tracking_server_1"]
-    assert first["name"] == original.name and first["version"] == original.version
-    assert first["tracking_uri"] == mlflow_server.url
-    assert report["Model_Versions"]["tracking_server_2"] is None
-
-
-def test_missing_version_on_first_server(
-    mlflow_server: MlflowServer, original: models.Registered, tmp_path: Path
-) -> None:
-    """A version missing on one side names that side and exits 3."""
-    config = write_config(
-        tmp_path / "c.yaml",
-        {"host": mlflow_server.url, "model": original.name, "version_or_stage": "77"},
-        side(mlflow_server, original),
-    )
-    run = run_command("compare-model-versions", "--config-file", str(config))
-    assert run.exit_code == 3
-    assert assert_one_clear_line(run).startswith("error: tracking_server_1+tracking_server_2: version 77")
-
-
 SEED_CONFIG = """\
 tracking_server_1:
   host: databricks://test_env
@@ -342,98 +302,3 @@ def test_seed_readme_config_parses() -> None:
     assert config.tracking_server_2.model == "Sklearn_Wine_Imported"
     assert config.tracking_server_2.native_model == "model.pkl"
     assert config.tracking_server_1.version_or_stage == "staging"
-
-
-GOOD = {"host": "http://127.0.0.1:9", "model": "m", "version_or_stage": "1"}
-
-
-@pytest.mark.parametrize(
-    ("text", "words"),
-    [
-        pytest.param("tracking_server_1: [unclosed\n", "line 1", id="unparseable-yaml"),
-        pytest.param("", "is empty", id="empty-file"),
-        pytest.param("- a\n- b\n", "top level: must be a mapping", id="not-a-mapping"),
-        pytest.param(
-            yaml.safe_dump({"tracking_server_1": GOOD}), "tracking_server_2: is missing", id="missing-server"
-        ),
-        pytest.param(
-            yaml.safe_dump({"tracking_server_1": GOOD, "tracking_server_2": GOOD, "tracking_server_3": GOOD}),
-            "tracking_server_3: unknown key",
-            id="unknown-server-key",
-        ),
-        pytest.param(
-            yaml.safe_dump({"tracking_server_1": GOOD, "tracking_server_2": {**GOOD, "modle": "x"}}),
-            "tracking_server_2.modle: unknown key (did you mean 'model'?)",
-            id="typo-key",
-        ),
-        pytest.param(
-            yaml.safe_dump(
-                {"tracking_server_1": {"host": "http://x:1", "model": "m"}, "tracking_server_2": GOOD}
-            ),
-            "tracking_server_1.version_or_stage: is missing",
-            id="missing-key",
-        ),
-        pytest.param(
-            yaml.safe_dump({"tracking_server_1": {**GOOD, "model": ["a"]}, "tracking_server_2": GOOD}),
-            "tracking_server_1.model: must be a text value, not a list",
-            id="wrong-type",
-        ),
-        pytest.param(
-            yaml.safe_dump(
-                {"tracking_server_1": GOOD, "tracking_server_2": {**GOOD, "version_or_stage": True}}
-            ),
-            "tracking_server_2.version_or_stage: must be a text value, not bool",
-            id="bool-version",
-        ),
-        pytest.param(
-            yaml.safe_dump({"tracking_server_1": {**GOOD, "model": "  "}, "tracking_server_2": GOOD}),
-            "tracking_server_1.model: is empty",
-            id="empty-value",
-        ),
-        pytest.param(
-            yaml.safe_dump(
-                {"tracking_server_1": {**GOOD, "host": "localhost:5000"}, "tracking_server_2": GOOD}
-            ),
-            "tracking_server_1.host: 'localhost:5000' is not a tracking URI",
-            id="host-without-scheme",
-        ),
-        pytest.param(
-            yaml.safe_dump({"tracking_server_1": "http://x", "tracking_server_2": GOOD}),
-            "tracking_server_1: must be a mapping",
-            id="server-not-a-mapping",
-        ),
-        pytest.param(
-            yaml.safe_dump({"tracking_server_1": GOOD, "tracking_server_2": {**GOOD, "native_model": ""}}),
-            "tracking_server_2.native_model: is empty",
-            id="empty-optional",
-        ),
-    ],
-)
-def test_config_errors_exit_2_naming_file_and_key(tmp_path: Path, text: str, words: str) -> None:
-    """Every config error: exit 2, one line naming the file and the key, and an error report."""
-    config = tmp_path / "config.yaml"
-    config.write_text(text)
-    report_file = tmp_path / "r.json"
-    run = run_command(
-        "compare-model-versions", "--config-file", str(config), "--report-file", str(report_file)
-    )
-    assert run.exit_code == 2, run.stderr
-    line = assert_one_clear_line(run)
-    assert line.startswith(f"error: {config}: ")
-    assert words in line
-    report = load_valid_report(report_file)
-    assert report["error"]["type"] == "ConfigError"
-
-
-@pytest.mark.parametrize(
-    ("target", "words"),
-    [
-        pytest.param("missing.yaml", "no such file", id="no-file"),
-        pytest.param(".", "is a directory", id="directory"),
-    ],
-)
-def test_config_path_problems(tmp_path: Path, target: str, words: str) -> None:
-    """A config path that is missing or a directory: exit 2 with one line."""
-    run = run_command("compare-model-versions", "--config-file", str(tmp_path / target))
-    assert run.exit_code == 2
-    assert words in assert_one_clear_line(run)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from . import databricks, github
-from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE
+from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE, UsageProblem
+from .redact import redact
 
 DEFAULTS: dict[str, str] = {
     "command": "check",
@@ -50,7 +51,7 @@ AMBIENT_DATABRICKS = (*databricks.CREDENTIAL_VARIABLES, "DATABRICKS_CONFIG_FILE"
 _SECRET_KEYS_IN_CONFIG = ("token", "client_secret", "password", "azure_client_secret")
 
 
-class ActionInputError(Exception):
+class ActionInputError(UsageProblem):
     """An input is missing or has a value that cannot work (exit 2)."""
 
 
@@ -282,7 +283,9 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         if github.on_github(env):
             github.command("error", str(exc), title="mlflow-version-check")
-        _finish_outputs(env, outputs_of(None, EXIT_USAGE, "", ""))
+        written = _write_input_error_report(exc, inputs, report_file)
+        shown = _relative(report_file, workspace) if written else ""
+        _finish_outputs(env, outputs_of(None, EXIT_USAGE, shown, ""))
         return EXIT_USAGE
 
     from .cli import main as cli_main
@@ -314,6 +317,19 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
         print("fail-on-difference is false: the difference is reported, the step passes (passed=false)")
         return EXIT_EQUAL
     return exit_code
+
+
+def _write_input_error_report(error: ActionInputError, inputs: Mapping[str, str], path: Path) -> bool:
+    """The error report of wrong inputs, so a later step that reads the report finds why (no secrets)."""
+    from .report import error_report, write_report
+
+    command = "compare" if inputs["command"].strip().lower() == "compare" else "check"
+    shown = {name: redact(value) for name, value in inputs.items() if name not in SECRET_INPUTS}
+    try:
+        write_report(error_report(command, error, {"inputs": shown}), path)
+    except OSError:
+        return False  # the report path itself may be the wrong input; the line above says why
+    return True
 
 
 def _finish_outputs(env: Mapping[str, str], outputs: dict[str, str]) -> None:

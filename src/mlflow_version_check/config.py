@@ -27,7 +27,9 @@ SERVER_KEYS = ("tracking_server_1", "tracking_server_2")
 REQUIRED_KEYS = ("host", "model", "version_or_stage")
 OPTIONAL_KEYS = ("registry_uri", "native_model")
 # Tracking/registry URI schemes MLflow itself understands (plus SQLAlchemy driver suffixes).
-_SCHEME = re.compile(r"^(https?|databricks|databricks-uc|file|sqlite|postgresql|mysql|mssql)(\+[a-z0-9]+)?$")
+_SCHEME = re.compile(
+    r"^(https?|databricks|databricks-uc|uc|file|sqlite|postgresql|mysql|mssql)(\+[a-z0-9]+)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def _fail(source: str, where: str, problem: str, fix: str) -> ConfigError:
     return ConfigError(f"{source}: {where}: {problem}. Fix: {fix}")
 
 
-def _uri_problem(value: str) -> str | None:
+def uri_problem(value: str) -> str | None:
     if value == "databricks" or value.startswith("/"):
         return None
     scheme, separator, _ = value.partition(":")
@@ -93,7 +95,7 @@ def _string(source: str, where: str, value: Any, *, uri: bool = False, allow_int
         )
     if not value.strip():
         raise _fail(source, where, "is empty", "give a value or remove the key if it is optional")
-    if uri and (problem := _uri_problem(value.strip())):
+    if uri and (problem := uri_problem(value.strip())):
         raise _fail(
             source,
             where,

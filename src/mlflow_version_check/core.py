@@ -27,7 +27,7 @@ from .comparison import (
     summarize,
     without_registry_meta,
 )
-from .config import SERVER_KEYS, CompareConfig, load_config, validate_config
+from .config import SERVER_KEYS, CompareConfig, load_config, uri_problem, validate_config
 from .errors import InvalidOption, VersionCheckError
 from .integrity import check_integrity
 from .manifest import FileEntry
@@ -45,6 +45,12 @@ def resolve_server_uris(tracking_uri: str | None, registry_uri: str | None) -> t
             "Fix: pass --tracking-uri http://host:5000 (or databricks://<profile>), or export "
             "MLFLOW_TRACKING_URI."
         )
+    for name, value in (("tracking", tracking), ("registry", registry)):
+        if value and (problem := uri_problem(value)):
+            raise InvalidOption(
+                f"the {name} URI: {problem}. Fix: give a full URI such as http://127.0.0.1:5000 or "
+                "databricks://<profile> (--tracking-uri / --registry-uri or MLFLOW_*_URI)."
+            )
     return tracking, registry
 
 

@@ -147,6 +147,8 @@ class Worker:
     def _send(self, message: Mapping[str, Any]) -> None:
         if self._stdin is None:
             raise WorkerCrashed("internal error: the worker was not started")
+        if self._stdin.closed:
+            return  # finished already (the worker ended); nothing more to tell it
         try:
             self._stdin.write((json.dumps(dict(message)) + "\n").encode())
             self._stdin.flush()

@@ -38,6 +38,7 @@ from .errors import (
     ArtifactDownloadError,
     ArtifactNotFound,
     AuthenticationFailed,
+    InvalidOption,
     ModelNotFound,
     ModelVersionNotFound,
     ModelVersionNotReady,
@@ -457,6 +458,26 @@ def _safe_relative(path: str, parent: str | None) -> str:
     return path
 
 
+def _refuse_local_symlink(repo: ArtifactRepository, path: str) -> None:
+    """A local store (file:, a path) must hold the model's files, not links to them.
+
+    MLflow follows links when it lists and copies: a link lets bytes from outside the model (or a
+    loop back into it) pass as the model's own, and a linked file changes without the model
+    changing. Only local stores can hold links; remote stores list plain objects.
+    """
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    if not isinstance(repo, LocalArtifactRepository):
+        return
+    stored = Path(repo.artifact_dir, path)
+    if stored.is_symlink():
+        raise UnsafeArtifactPath(
+            f"{path!r} in the artifact store {redact(repo.artifact_uri)} is a symlink (to "
+            f"{os.readlink(stored)!r}), not a stored file. Likely cause: the model's storage links "
+            "to files kept elsewhere. Fix: replace the link with the file itself, then rerun."
+        )
+
+
 MAX_DEPTH = 32  # below Linux's 40 symlinks per path lookup, far above any real model
 
 
@@ -472,6 +493,7 @@ def list_files(
     # At the root, each repository's own default (None for most, "" for presigned-URL ones).
     for info in repo.list_artifacts(parent) if parent is not None else repo.list_artifacts():
         path = _safe_relative(info.path, parent)
+        _refuse_local_symlink(repo, path)
         if info.is_dir:
             yield from list_files(repo, path, depth + 1)
         else:
@@ -514,6 +536,13 @@ def _download_error(exc: BaseException, server: Server, location: str, path: str
             "download directory. Fix: free space or give --download-dir on a larger file system."
         ) from exc
     _raise_common(exc, server, f"downloading {path} of {redact(location)}")
+    if "invalid path" in str(exc).lower():
+        # MLflow's own check: the file resolves outside the store (a link or a changed tree).
+        raise UnsafeArtifactPath(
+            f"{path} of {redact(location)} resolves outside the artifact store ({_short(exc)}). "
+            "Likely cause: a link or a hostile store. Nothing was written for it. Fix: inspect "
+            "the model's storage."
+        ) from exc
     if _http_status(exc) == 404:
         raise ArtifactNotFound(
             f"{path} of {redact(location)} is listed but cannot be read (404). Likely cause: the "
@@ -653,6 +682,7 @@ class Session:
         _preflight(tracking_uri, host)
         import mlflow
         from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
 
         mlflow.set_tracking_uri(tracking_uri)
         if registry_uri:
@@ -661,7 +691,20 @@ class Session:
         server = Server(
             tracking_uri=tracking_uri, registry_uri=registry_uri or mlflow.get_registry_uri(), display=display
         )
-        return cls(server=server, client=MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri))
+        try:
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+            # Both stores are built lazily; building them now turns an unknown scheme into a usage error.
+            client._tracking_client.store  # noqa: B018
+            client._get_registry_client()  # type: ignore[no-untyped-call]  # private, pinned
+        except MlflowException as exc:
+            if "unsupported uri" not in str(exc).lower():
+                raise
+            raise InvalidOption(
+                f"MLflow cannot use the tracking or registry URI {redact(tracking_uri)!r}"
+                f"{f' / {redact(registry_uri)!r}' if registry_uri else ''}: {_short(exc)}. Fix: use "
+                "http(s)://host:port, databricks://<profile>, file:, sqlite: or a database URI."
+            ) from exc
+        return cls(server=server, client=client)
 
 
 def resolve_and_locate(

@@ -1,0 +1,668 @@
+"""The bad-input matrix: every way an invocation, a config file, the action's inputs or a server can
+be wrong, in one table (CASES), each run as the installed program in its own sandbox.
+
+A sandbox is a fresh directory that is the program's working directory and holds its HOME, its TMPDIR,
+its download directory and its report path. Every case asserts:
+- the documented exit code;
+- one clear line on stderr (what, likely cause, fix) and no traceback anywhere;
+- an error report valid against the shipped schema where one could be written, and no report file at
+  all where it could not (the options did not parse, or the report path is the problem): never half
+  a report;
+- nothing written or deleted in the sandbox outside the download directory and the report path, and
+  nothing left in TMPDIR (the private temporary downloads and credential copies are removed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests import models
+from tests.conftest import BIN, load_valid_report
+from tests.databricks_double import WorkspaceDouble
+from tests.fault_proxy import FaultProxy
+from tests.servers import MlflowServer, free_port
+
+pytestmark = pytest.mark.server
+ROOT = Path(__file__).resolve().parent.parent
+_names = itertools.count()
+LISTING = r"/api/2.0/mlflow-artifacts/artifacts\?"
+ARTIFACT_FILES = r"/api/2.0/mlflow-artifacts/artifacts/.+"
+GOOD_SIDE = {"host": "http://127.0.0.1:9", "model": "m", "version_or_stage": "1"}
+DBX_MLMODEL = {
+    "artifact_path": "model", "run_id": "0" * 32,
+    "flavors": {"python_function": {"loader_module": "mlflow.sklearn", "model_path": "model.pkl"}},
+}  # fmt: skip
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{next(_names)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# What a case runs, and the sandbox it runs in.
+
+
+@dataclass
+class Invocation:
+    """A console script with arguments, or the action's entrypoint with inputs."""
+
+    program: str  # a console script name, or "action" for entrypoint.py
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    stdin: str | None = None
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None
+    outputs: dict[str, str]
+    elapsed: float
+
+
+class Sandbox:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.work, self.home, self.tmp = root / "work", root / "home", root / "tmp"
+        self.downloads = root / "downloads"
+        self.report = root / "reports" / "report.json"
+        self.github = root / "github"
+        for directory in (self.work, self.home, self.tmp, self.report.parent, self.github):
+            directory.mkdir(parents=True)
+        (self.github / "output").write_text("")
+        (self.github / "summary").write_text("")
+        # Something to lose: a file next to everything the program may touch.
+        for directory in (self.root, self.work, self.home, self.report.parent):
+            (directory / "keep.txt").write_text("must survive every case\n")
+
+    def allowed(self) -> list[Path]:
+        """Where a run may write: its downloads, its report, the runner's file commands."""
+        return [self.downloads, self.report, self.github / "output", self.github / "summary"]
+
+
+def snapshot(root: Path, allowed: list[Path]) -> dict[str, tuple[Any, ...]]:
+    """Every path under root but the allowed ones: kind, mode, size and SHA-256 (links not followed)."""
+    state: dict[str, tuple[Any, ...]] = {}
+    for directory, subdirectories, files in os.walk(root):
+        here = Path(directory)
+        subdirectories[:] = [name for name in subdirectories if here / name not in allowed]
+        for name in [*subdirectories, *files]:
+            path = here / name
+            if path in allowed:
+                continue
+            info = path.lstat()
+            key = str(path.relative_to(root))
+            if stat.S_ISLNK(info.st_mode):
+                state[key] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(info.st_mode):
+                state[key] = ("dir", stat.S_IMODE(info.st_mode))
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                state[key] = ("file", stat.S_IMODE(info.st_mode), info.st_size, digest)
+    return state
+
+
+@dataclass
+class Context:
+    """What a case's builder may use; servers and doubles start only when a case asks for them."""
+
+    sandbox: Sandbox
+    request: pytest.FixtureRequest
+    stack: contextlib.ExitStack
+    proxy: FaultProxy | None = None
+
+    @property
+    def server(self) -> MlflowServer:
+        server: MlflowServer = self.request.getfixturevalue("mlflow_server")
+        return server
+
+    @property
+    def model(self) -> models.Registered:
+        """An sklearn model, version 1 of its name, on the session server (no aliases, no stages)."""
+        model: models.Registered = self.request.getfixturevalue("matrix_model")
+        return model
+
+    @property
+    def workspace(self) -> WorkspaceDouble:
+        workspace: WorkspaceDouble = self.request.getfixturevalue("matrix_workspace")
+        (self.sandbox.home / ".databrickscfg").write_text(
+            f"[ws]\nhost = {workspace.url}\ntoken = {workspace.token}\n\n"
+            f"[wrong]\nhost = {workspace.url}\ntoken = dapi00000000000000000000000000000000\n\n"
+            f"[dead]\nhost = http://127.0.0.1:{free_port()}\ntoken = dapi11111111111111111111111111111111\n"
+        )
+        return workspace
+
+    def faulty(self, *faults: tuple[str, str, dict[str, Any]]) -> str:
+        """A fault-injecting proxy in front of the session server; returns its URL."""
+        self.proxy = self.stack.enter_context(FaultProxy(self.server.url))
+        for pattern, kind, options in faults:
+            self.proxy.add(pattern, kind, **options)
+        return self.proxy.url
+
+    def check(self, *args: str, tracking_uri: str | None = None, downloads: bool = True) -> Invocation:
+        """check-model-version of the session model (override with --model / --version-or-stage)."""
+        given = set(args)
+        defaults = [] if "--model" in given else ["--model", self.model.name]
+        if "--version-or-stage" not in given:
+            defaults += ["--version-or-stage", self.model.version]
+        if "--tracking-uri" not in given:
+            defaults += ["--tracking-uri", tracking_uri or self.server.url]
+        if downloads:
+            defaults += ["--download-dir", str(self.sandbox.downloads)]
+        report = ["--report-file", str(self.sandbox.report)]
+        return Invocation("check-model-version", [*defaults, *args, *report])
+
+    def bare_check(self, *args: str, env: dict[str, str] | None = None) -> Invocation:
+        """check-model-version with exactly these options, the report in the sandbox."""
+        return Invocation(
+            "check-model-version", [*args, "--report-file", str(self.sandbox.report)], env=env or {}
+        )
+
+    def compare(self, config_text: str | None, *args: str, stdin: str | None = None) -> Invocation:
+        config = self.sandbox.work / "config.yaml"
+        if config_text is not None:
+            config.write_text(config_text)
+        return Invocation(
+            "compare-model-versions",
+            ["--config-file", "-" if stdin is not None else str(config), *args,
+             "--download-dir", str(self.sandbox.downloads), "--report-file", str(self.sandbox.report)],
+            stdin=stdin,
+        )  # fmt: skip
+
+    def action(self, env: dict[str, str] | None = None, **inputs: str) -> Invocation:
+        variables = {f"INPUT_{name.replace('_', '-').upper()}": value for name, value in inputs.items()}
+        variables.setdefault("INPUT_REPORT-FILE", str(self.sandbox.report))
+        variables.setdefault("INPUT_DOWNLOAD-DIR", str(self.sandbox.downloads))
+        return Invocation("action", env={**variables, **(env or {})})
+
+    def local_store(self, name: str) -> tuple[str, Path, str]:
+        """Model `name` in a SQLite tracking store with a file: artifact store inside the sandbox;
+        returns (tracking URI, the version's model folder, version)."""
+        tracking_uri = f"sqlite:///{self.sandbox.root / 'store' / 'mlflow.db'}"
+        (self.sandbox.root / "store").mkdir(exist_ok=True)
+        client = models._client(tracking_uri)
+        experiment = client.create_experiment(
+            name, artifact_location=(self.sandbox.root / "store" / "artifacts").as_uri()
+        )
+        version = models.register_run_artifacts(
+            tracking_uri, name, source_form="location", experiment_id=experiment
+        )
+        return tracking_uri, Path(version.source.removeprefix("file://")), version.version
+
+    def tiny_filesystem(self) -> Path:
+        """A 64 KiB tmpfs as the download directory (root, as in CI)."""
+        mount_point = self.sandbox.downloads
+        mount_point.mkdir()
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+                                 capture_output=True, check=False)  # fmt: skip
+        if mounted.returncode != 0:
+            if os.environ.get("CI"):
+                pytest.fail(f"cannot mount a tmpfs: {mounted.stderr!r}")
+            pytest.skip("cannot mount a tmpfs here")
+        self.stack.callback(subprocess.run, ["umount", str(mount_point)], check=False)
+        return mount_point
+
+
+def run(invocation: Invocation, sandbox: Sandbox) -> Outcome:
+    """Run the program as a user or a runner would, confined to the sandbox."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "DATABRICKS_", "INPUT_", "GITHUB_", "MVC_", "ACTIONS_"))
+    }
+    env.update(HOME=str(sandbox.home), TMPDIR=str(sandbox.tmp))
+    if invocation.program == "action":
+        command = [sys.executable, str(ROOT / "entrypoint.py")]
+        env.update(
+            GITHUB_ACTIONS="true",
+            GITHUB_WORKSPACE=str(sandbox.work),
+            GITHUB_OUTPUT=str(sandbox.github / "output"),
+            GITHUB_STEP_SUMMARY=str(sandbox.github / "summary"),
+        )
+    else:
+        command = [str(BIN / invocation.program), *invocation.args]
+    env.update(invocation.env)
+    started = time.monotonic()
+    completed = subprocess.run(
+        command, cwd=sandbox.work, env=env, input=invocation.stdin or "", capture_output=True,
+        text=True, timeout=300, check=False,
+    )  # fmt: skip
+    outputs: dict[str, str] = {}
+    if invocation.program == "action":
+        from mlflow_version_check.github import parse_outputs
+
+        outputs = parse_outputs((sandbox.github / "output").read_text())
+    report = load_valid_report(sandbox.report) if sandbox.report.is_file() else None
+    elapsed = time.monotonic() - started
+    return Outcome(completed.returncode, completed.stdout, completed.stderr, report, outputs, elapsed)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cases.
+
+Build = Callable[[Context], Invocation]
+More = Callable[[Outcome, Context], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    exit_code: int
+    words: str  # in the one error line (empty for a case that must pass)
+    report: bool  # an error report must exist (True) or no report file at all (False)
+    build: Build
+    more: More | None = None
+
+
+def _config(side_1: Any, side_2: Any, **extra: Any) -> str:
+    return yaml.safe_dump({"tracking_server_1": side_1, "tracking_server_2": side_2, **extra})
+
+
+def _add_listing_entry(hostile: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def add(listing: dict[str, Any]) -> dict[str, Any]:
+        listing.setdefault("files", []).append({"path": hostile, "is_dir": False, "file_size": 3})
+        return listing
+
+    return add
+
+
+def _side(ctx: Context) -> dict[str, Any]:
+    return {"host": ctx.server.url, "model": ctx.model.name, "version_or_stage": ctx.model.version}
+
+
+def _api_answers(status: int, kind: str = "status") -> Build:
+    """Every tracking API call answered with this status (the retries cannot help)."""
+    return lambda c: c.check(
+        "--retries", "1", tracking_uri=c.faulty(("/api/2.0/mlflow/", kind, {"status": status}))
+    )
+
+
+def _hostile_listing(entry: Callable[[Context], str]) -> Build:
+    """The model's artifact listing gains one entry that points outside the model."""
+    return lambda c: c.check(
+        tracking_uri=c.faulty((LISTING, "rewrite", {"rewrite": _add_listing_entry(entry(c)), "times": 1}))
+    )
+
+
+def _deleted_artifacts(ctx: Context) -> Invocation:
+    version = models.log_sklearn(ctx.server.url, unique("matrix_deleted"))
+    shutil.rmtree(models.artifact_directory(ctx.server.artifacts, ctx.server.url, version))
+    return ctx.check("--model", version.name, "--version-or-stage", "latest")
+
+
+def _keeps_resolved_version(outcome: Outcome, ctx: Context) -> None:
+    assert outcome.report is not None
+    assert outcome.report["error"]["type"] == "ArtifactNotFound"
+    assert outcome.report["Model_Version"]["resolved_by"] == "latest"
+    assert outcome.report["Model_Version"]["version"] == "1"
+
+
+def _full_filesystem(ctx: Context) -> Invocation:
+    big = ctx.request.getfixturevalue("matrix_big_model")
+    ctx.tiny_filesystem()
+    return ctx.check("--model", big.name, "--version-or-stage", big.version)
+
+
+def _symlinked_file(ctx: Context) -> Invocation:
+    name = unique("matrix_link")
+    tracking_uri, model_dir, version = ctx.local_store(name)
+    secret = ctx.sandbox.root / "outside-secret.txt"
+    secret.write_text("bytes that are not the model's\n")
+    (model_dir / "weights.bin").symlink_to(secret)
+    return ctx.check("--model", name, "--version-or-stage", version, tracking_uri=tracking_uri)
+
+
+def _symlink_loop(ctx: Context) -> Invocation:
+    name = unique("matrix_loop")
+    tracking_uri, model_dir, version = ctx.local_store(name)
+    (model_dir / "loop").symlink_to(model_dir, target_is_directory=True)
+    return ctx.check("--model", name, "--version-or-stage", version, tracking_uri=tracking_uri)
+
+
+def _type_is(name: str) -> More:
+    def more(outcome: Outcome, ctx: Context) -> None:
+        assert outcome.report is not None and outcome.report["error"]["type"] == name
+
+    return more
+
+
+def _retried(outcome: Outcome, ctx: Context) -> None:
+    assert ctx.proxy is not None
+    assert sum("registered-models/get" in path for path in ctx.proxy.seen) >= 3
+
+
+def _bounded(seconds: float) -> More:
+    def more(outcome: Outcome, ctx: Context) -> None:
+        # A generous bound: "times out" must mean seconds, not the minutes of the clients' defaults.
+        assert outcome.elapsed < seconds
+
+    return more
+
+
+def _first_side_kept(outcome: Outcome, ctx: Context) -> None:
+    assert outcome.report is not None
+    first = outcome.report["Model_Versions"]["tracking_server_1"]
+    assert (first["name"], first["version"]) == (ctx.model.name, ctx.model.version)
+    assert outcome.report["Model_Versions"]["tracking_server_2"] is None
+
+
+def _uc_alias(ctx: Context) -> Invocation:
+    workspace = ctx.workspace
+    run_id = workspace.create_run("43")
+    workspace.put_files(
+        workspace.run_path(run_id, "model"),
+        {"MLmodel": yaml.safe_dump(DBX_MLMODEL).encode(), "model.pkl": b"pickle"},
+    )
+    name = f"main.ml.{unique('matrix')}"
+    workspace.register_uc(name, run_id, aliases=("champion",))
+    return ctx.check("--model", name, "--version-or-stage", "@nope", tracking_uri="databricks://ws")
+
+
+def _seeded_workspace(ctx: Context, profile: str) -> Invocation:
+    workspace = ctx.workspace
+    run_id = workspace.create_run("42")
+    workspace.put_files(
+        workspace.run_path(run_id, "model"),
+        {"MLmodel": yaml.safe_dump(DBX_MLMODEL).encode(), "model.pkl": b"pickle"},
+    )
+    name = unique("Matrix_Wine")
+    version = workspace.register(name, run_id, stage="Production")
+    return ctx.check("--model", name, "--version-or-stage", version, tracking_uri=f"databricks://{profile}")
+
+
+def _on_workspace(*args: str, profile: str = "ws", env: dict[str, str] | None = None) -> Build:
+    """check against the workspace double through a profile of the sandbox's .databrickscfg."""
+
+    def build(ctx: Context) -> Invocation:
+        ctx.workspace  # noqa: B018 - starts the double and writes the profiles
+        invocation = ctx.check(*args, tracking_uri=f"databricks://{profile}")
+        invocation.env.update(env or {})
+        return invocation
+
+    return build
+
+
+def _binary_config(ctx: Context) -> Invocation:
+    (ctx.sandbox.work / "config.yaml").write_bytes(b"\xff\xfe\x00not text")
+    return ctx.compare(None)
+
+
+def _no_token_in_line(outcome: Outcome, ctx: Context) -> None:
+    assert "dapi0000" not in outcome.stderr + json.dumps(outcome.report)
+
+
+def _action_outputs(outcome: Outcome, ctx: Context) -> None:
+    assert outcome.outputs["passed"] == "false"
+    assert outcome.outputs["report-path"] == (str(ctx.sandbox.report) if outcome.report else "")
+
+
+CLI_OPTIONS = [
+    Case("missing-model-option", 2, "Missing option '--model'", False,
+         lambda c: c.bare_check("--version-or-stage", "1", "--tracking-uri", c.server.url)),
+    Case("missing-version-option", 2, "Missing option '--version-or-stage'", False,
+         lambda c: c.bare_check("--model", "m", "--tracking-uri", c.server.url)),
+    Case("retries-not-a-number", 2, "'--retries'", False, lambda c: c.check("--retries", "x")),
+    Case("timeout-not-a-number", 2, "'--timeout'", False, lambda c: c.check("--timeout", "abc")),
+    Case("timeout-negative", 2, "--timeout", False, lambda c: c.check("--timeout", "-1")),
+    Case("unknown-option", 2, "No such option: --bogus", False, lambda c: c.check("--bogus")),
+    Case("unknown-command", 2, "No such command 'verify'", False,
+         lambda c: Invocation("mlflow-version-check", ["verify", "--model", "m"])),
+    Case("blank-model-name", 2, "model name is empty", True, lambda c: c.check("--model", "  ")),
+    Case("bare-at-sign", 2, "names no alias", True, lambda c: c.check("--version-or-stage", "@")),
+    Case("empty-version", 2, "version or stage is empty", True, lambda c: c.check("--version-or-stage", "")),
+    Case("no-tracking-server", 2, "MLFLOW_TRACKING_URI", True,
+         lambda c: c.bare_check("--model", "m", "--version-or-stage", "1")),
+    Case("tracking-uri-without-scheme", 2, "'localhost:5000' is not a tracking URI", True,
+         lambda c: c.check(tracking_uri="localhost:5000")),
+    Case("registry-uri-unknown-scheme", 2, "'ftp://example.invalid' is not a tracking URI", True,
+         lambda c: c.check("--registry-uri", "ftp://example.invalid")),
+    Case("tracking-uri-from-environment-empty", 2, "MLFLOW_TRACKING_URI", True,
+         lambda c: c.bare_check("--model", "m", "--version-or-stage", "1", env={"MLFLOW_TRACKING_URI": " "})),
+    Case("report-file-is-a-directory", 2, "is a directory", False,
+         lambda c: Invocation("check-model-version", ["--model", "m", "--version-or-stage", "1",
+                              "--tracking-uri", c.server.url, "--report-file", str(c.sandbox.work)])),
+    Case("report-path-under-a-file", 2, "cannot be written", False,
+         lambda c: Invocation("check-model-version", ["--model", "m", "--version-or-stage", "1",
+                              "--tracking-uri", c.server.url,
+                              "--report-file", str(c.sandbox.work / "keep.txt" / "report.json")])),
+    Case("download-dir-is-a-file", 2, "is a file", True,
+         lambda c: c.check("--download-dir", str(c.sandbox.work / "keep.txt"), downloads=False)),
+    Case("native-model-empty", 2, "--native-model is empty", True, lambda c: c.check("--native-model", "")),
+    Case("native-model-not-in-the-model", 2, "nope.pkl", True,
+         lambda c: c.check("--native-model", "nope.pkl")),
+]  # fmt: skip
+
+CONFIG_FILES = [
+    Case("config-unparseable-yaml", 2, "line 1", True, lambda c: c.compare("tracking_server_1: [unclosed\n")),
+    Case("config-empty-file", 2, "is empty", True, lambda c: c.compare("")),
+    Case("config-not-utf8", 2, "UTF-8", True, _binary_config),
+    Case("config-not-a-mapping", 2, "top level: must be a mapping", True, lambda c: c.compare("- a\n- b\n")),
+    Case("config-missing-server", 2, "tracking_server_2: is missing", True,
+         lambda c: c.compare(yaml.safe_dump({"tracking_server_1": GOOD_SIDE}))),
+    Case("config-unknown-server-key", 2, "tracking_server_3: unknown key", True,
+         lambda c: c.compare(_config(GOOD_SIDE, GOOD_SIDE, tracking_server_3=GOOD_SIDE))),
+    Case("config-typo-key", 2, "tracking_server_2.modle: unknown key (did you mean 'model'?)", True,
+         lambda c: c.compare(_config(GOOD_SIDE, {**GOOD_SIDE, "modle": "x"}))),
+    Case("config-missing-key", 2, "tracking_server_1.version_or_stage: is missing", True,
+         lambda c: c.compare(_config({"host": "http://x:1", "model": "m"}, GOOD_SIDE))),
+    Case("config-list-for-text", 2, "tracking_server_1.model: must be a text value, not a list", True,
+         lambda c: c.compare(_config({**GOOD_SIDE, "model": ["a"]}, GOOD_SIDE))),
+    Case("config-bool-version", 2, "tracking_server_2.version_or_stage: must be a text value, not bool", True,
+         lambda c: c.compare(_config(GOOD_SIDE, {**GOOD_SIDE, "version_or_stage": True}))),
+    Case("config-empty-value", 2, "tracking_server_1.model: is empty", True,
+         lambda c: c.compare(_config({**GOOD_SIDE, "model": "  "}, GOOD_SIDE))),
+    Case("config-host-without-scheme", 2, "tracking_server_1.host: 'localhost:5000' is not", True,
+         lambda c: c.compare(_config({**GOOD_SIDE, "host": "localhost:5000"}, GOOD_SIDE))),
+    Case("config-server-not-a-mapping", 2, "tracking_server_1: must be a mapping", True,
+         lambda c: c.compare(_config("http://x", GOOD_SIDE))),
+    Case("config-empty-optional", 2, "tracking_server_2.native_model: is empty", True,
+         lambda c: c.compare(_config(GOOD_SIDE, {**GOOD_SIDE, "native_model": ""}))),
+    Case("config-file-missing", 2, "no such file", True,
+         lambda c: Invocation("compare-model-versions", ["--config-file", str(c.sandbox.work / "nope.yaml"),
+                                                         "--report-file", str(c.sandbox.report)])),
+    Case("config-file-is-a-directory", 2, "is a directory", True,
+         lambda c: Invocation("compare-model-versions", ["--config-file", str(c.sandbox.work),
+                                                         "--report-file", str(c.sandbox.report)])),
+    Case("config-empty-standard-input", 2, "is empty", True, lambda c: c.compare(None, stdin="")),
+]  # fmt: skip
+
+ACTION_INPUTS = [
+    Case("action-unknown-command", 2, "input command is 'bogus'", True,
+         lambda c: c.action(command="bogus"), _action_outputs),
+    Case("action-check-without-version", 2, "needs the model and version-or-stage", True,
+         lambda c: c.action(model="m"), _action_outputs),
+    Case("action-compare-without-config", 2, "needs the config-file input", True,
+         lambda c: c.action(command="compare"), _action_outputs),
+    Case("action-strict-not-a-boolean", 2, "input strict is 'maybe'", True,
+         lambda c: c.action(model="m", version_or_stage="1", strict="maybe"), _action_outputs),
+    Case("action-fail-on-difference-not-a-boolean", 2, "input fail-on-difference is 'sometimes'", True,
+         lambda c: c.action(model="m", version_or_stage="1", fail_on_difference="sometimes"),
+         _action_outputs),
+    Case("action-ambient-databricks-token", 2, "DATABRICKS_TOKEN set in the environment", True,
+         lambda c: c.action({"DATABRICKS_TOKEN": "ambient-canary"}, model="m", version_or_stage="1",
+                            tracking_uri="databricks://prod",
+                            databricks_config="[prod]\nhost = https://x.invalid\ntoken = abc\n"),
+         _action_outputs),
+    Case("action-config-file-missing", 2, "no such file", True,
+         lambda c: c.action(command="compare", config_file="missing.yaml"), _action_outputs),
+    Case("action-report-file-is-a-directory", 2, "is a directory", False,
+         lambda c: c.action(model="m", version_or_stage="1", tracking_uri=c.server.url,
+                            report_file=str(c.sandbox.work)), _action_outputs),
+]  # fmt: skip
+
+SERVER_ANSWERS = [
+    Case("model-not-found", 3, "not found", True, lambda c: c.check("--model", "no_such_model")),
+    Case("version-not-found", 3, "version 99", True, lambda c: c.check("--version-or-stage", "99")),
+    Case("alias-not-found", 3, "no alias 'nosuchalias'", True,
+         lambda c: c.check("--version-or-stage", "@nosuchalias")),
+    Case("alias-that-looks-like-a-number", 3, "no alias '1'", True,
+         lambda c: c.check("--version-or-stage", "@1")),  # version 1 exists; @1 is never it
+    Case("stage-with-no-version", 3, "no version in stage Archived", True,
+         lambda c: c.check("--version-or-stage", "archived")),
+    Case("artifacts-deleted", 3, "no files at", True, _deleted_artifacts, _keeps_resolved_version),
+    Case("server-refuses-connections", 3, "no answer", True,
+         lambda c: c.check(tracking_uri=f"http://127.0.0.1:{free_port()}"), _type_is("ServerUnreachable")),
+    Case("500-then-200-is-retried", 0, "", False,
+         lambda c: c.check(tracking_uri=c.faulty(("registered-models/get", "status",
+                                                  {"status": 500, "times": 2}))), _retried),
+    Case("server-always-500", 3, "failed", True, _api_answers(500)),
+    Case("server-always-503", 3, "failed", True, _api_answers(503)),
+    Case("server-hangs", 3, "timed out", True,
+         lambda c: c.check("--timeout", "2", "--retries", "0",
+                           tracking_uri=c.faulty(("registered-models/get", "hang", {}))), _bounded(18)),
+    Case("connection-dropped-mid-download", 3, "model.pkl", True,
+         lambda c: c.check("--retries", "0",
+                           tracking_uri=c.faulty((ARTIFACT_FILES + "model.pkl", "cut", {}))),
+         _type_is("ArtifactDownloadError")),
+    Case("401-json", 3, "refused the credentials (authentication failed)", True, _api_answers(401)),
+    Case("401-plain-text", 3, "refused the credentials (authentication failed)", True,
+         _api_answers(401, "text-status")),
+    Case("403", 3, "refused the permission (authentication failed)", True, _api_answers(403)),
+    Case("listing-with-dot-dot", 3, "unsafe path", True, _hostile_listing(lambda c: "../x.txt"),
+         _type_is("UnsafeArtifactPath")),
+    Case("listing-with-absolute-path", 3, "unsafe path", True,
+         _hostile_listing(lambda c: f"{c.sandbox.root}/abs.txt"), _type_is("UnsafeArtifactPath")),
+    Case("listing-with-nested-dot-dot", 3, "unsafe path", True,
+         _hostile_listing(lambda c: "a/../../../keep.txt"), _type_is("UnsafeArtifactPath")),
+    Case("empty-model", 3, "no files at", True,
+         lambda c: c.check(tracking_uri=c.faulty((LISTING, "rewrite", {"rewrite": lambda listing: {}})))),
+    Case("download-dir-on-a-full-file-system", 3, "no space left", True, _full_filesystem,
+         _type_is("ArtifactDownloadError")),
+    Case("symlinked-file-in-a-local-store", 3, "is a symlink", True, _symlinked_file,
+         _type_is("UnsafeArtifactPath")),
+    Case("symlink-loop-in-a-local-store", 3, "is a symlink", True, _symlink_loop,
+         _type_is("UnsafeArtifactPath")),
+    Case("compare-second-server-refuses", 3, "tracking_server_2: ", True,
+         lambda c: c.compare(_config(_side(c),
+                                     {"host": f"http://127.0.0.1:{free_port()}", "model": "m",
+                                      "version_or_stage": "1"})), _first_side_kept),
+    Case("compare-version-missing-on-one-side", 3, "version 77", True,
+         lambda c: c.compare(_config({**_side(c), "version_or_stage": "77"}, _side(c)))),
+]  # fmt: skip
+
+DATABRICKS = [
+    Case("stage-on-unity-catalog", 3, "cannot be used with Unity Catalog", True,
+         _on_workspace("--model", "main.default.wine", "--version-or-stage", "Production")),
+    Case("unity-catalog-unknown-alias", 3, "no alias 'nope'", True, _uc_alias),
+    Case("databricks-profile-missing", 2, "profile 'nosuch'", True, _on_workspace(profile="nosuch")),
+    Case("databricks-token-refused", 3, "authentication failed", True,
+         lambda c: _seeded_workspace(c, "wrong"), _no_token_in_line),
+    Case("databricks-host-refuses-connections", 3, "no answer from the Databricks workspace", True,
+         lambda c: _seeded_workspace(c, "dead")),
+    Case("databricks-ambient-token", 2, "DATABRICKS_TOKEN set in the environment would silently", True,
+         _on_workspace(env={"DATABRICKS_TOKEN": "ambient-canary"})),
+]  # fmt: skip
+
+CASES = [*CLI_OPTIONS, *CONFIG_FILES, *ACTION_INPUTS, *SERVER_ANSWERS, *DATABRICKS]
+
+
+def test_the_matrix_is_large_and_distinct() -> None:
+    """Issue 6 asks for at least 40 distinct cases across options, configs, inputs and server answers."""
+    assert len(CASES) >= 40
+    assert len({case.id for case in CASES}) == len(CASES)
+    assert all(group for group in (CLI_OPTIONS, CONFIG_FILES, ACTION_INPUTS, SERVER_ANSWERS, DATABRICKS))
+
+
+def test_the_sandbox_snapshot_sees_every_kind_of_change(tmp_path: Path) -> None:
+    """The harness itself: a write, a deletion, a change of bytes or mode, or a new link outside the
+    allowed paths all show; writes inside the allowed paths do not."""
+    sandbox = Sandbox(tmp_path / "s")
+    (sandbox.work / "model.bin").write_bytes(b"abc")
+    baseline = snapshot(sandbox.root, sandbox.allowed())
+    changes: list[Callable[[], object]] = [
+        lambda: (sandbox.work / "new.txt").write_text("x"),
+        lambda: (sandbox.home / "keep.txt").unlink(),
+        lambda: (sandbox.work / "model.bin").write_bytes(b"abd"),
+        lambda: (sandbox.work / "model.bin").chmod(0o600),
+        lambda: (sandbox.tmp / "left-over").mkdir(),
+        lambda: (sandbox.root / "link").symlink_to("/etc"),
+    ]
+    for change in changes:
+        shutil.rmtree(sandbox.root)
+        sandbox = Sandbox(tmp_path / "s")
+        (sandbox.work / "model.bin").write_bytes(b"abc")
+        (sandbox.work / "model.bin").chmod(0o644)
+        assert snapshot(sandbox.root, sandbox.allowed()) == baseline
+        change()
+        assert snapshot(sandbox.root, sandbox.allowed()) != baseline
+    (sandbox.downloads / "run").mkdir(parents=True)
+    (sandbox.downloads / "run" / "f").write_text("allowed")
+    sandbox.report.write_text("{}")
+    (sandbox.github / "output").write_text("passed=false")
+    after = snapshot(sandbox.root, sandbox.allowed())
+    assert "downloads" not in after and "reports/report.json" not in after
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures and the one test.
+
+
+@pytest.fixture(scope="module")
+def matrix_model(mlflow_server: MlflowServer) -> models.Registered:
+    return models.log_sklearn(mlflow_server.url, unique("matrix"))
+
+
+@pytest.fixture(scope="module")
+def matrix_big_model(mlflow_server: MlflowServer) -> models.Registered:
+    """Larger than the 64 KiB tmpfs of the full-file-system case."""
+    return models.log_directory_flavor(
+        mlflow_server.url, unique("matrix_big"), files={"w/big.bin": os.urandom(200_000)}
+    )
+
+
+@pytest.fixture(scope="module")
+def matrix_workspace() -> Iterator[WorkspaceDouble]:
+    with WorkspaceDouble() as workspace:
+        yield workspace
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input(case: Case, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path / "sandbox")
+    with contextlib.ExitStack() as stack:
+        ctx = Context(sandbox, request, stack)
+        invocation = case.build(ctx)
+        before = snapshot(sandbox.root, sandbox.allowed())
+        outcome = run(invocation, sandbox)
+        after = snapshot(sandbox.root, sandbox.allowed())
+
+        detail = f"{case.id}: exit {outcome.exit_code} after {outcome.elapsed:.1f}s\n{outcome.stderr}"
+        assert outcome.exit_code == case.exit_code, detail
+        assert "Traceback" not in outcome.stdout + outcome.stderr, detail
+        lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+        if case.exit_code == 0:
+            assert not any(line.startswith("error:") for line in lines), detail
+            assert outcome.report is not None and outcome.report["status"] == "passed"
+        else:
+            assert len(lines) == 1, detail
+            line = lines[0]
+            assert line.startswith("error: ") and "Fix" in line and case.words in line, detail
+            if case.report:
+                assert outcome.report is not None, f"{case.id}: no error report\n{detail}"
+                assert outcome.report["status"] == "error"
+                assert outcome.report["error"]["exit_code"] == case.exit_code
+            else:
+                assert not sandbox.report.exists(), f"{case.id}: a report where none could be written"
+        changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+        assert not changed, f"{case.id}: changed outside the download and report paths: {sorted(changed)}"
+        assert list(sandbox.report.parent.glob("*.tmp*")) == [], "no temporary report left behind"
+        if case.more is not None:
+            case.more(outcome, ctx)
