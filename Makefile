@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint typecheck unit demo bench bench-large lock clean image
+.PHONY: venv test lint typecheck unit demo bench bench-quick lock clean image
 
 venv: $(STAMP)
 
@@ -39,12 +39,15 @@ image:
 demo: venv
 	$(BIN)/python scripts/demo.py
 
-bench: venv
-	$(BIN)/python bench/run.py
-
-# Large synthetic models (1 GiB file, 5,000 files, 300 MiB mixed): several minutes and ~3 GiB of disk.
-bench-large: venv
+# Figures, not tests: start-up, small and 256 MiB checks, compare concurrency, then the large
+# synthetic models (1 GiB file, 5,000 files, 300 MiB mixed: several minutes, ~3 GiB of disk), then
+# the container's image size and cold build time. `make bench-quick` runs only the first part.
+bench: bench-quick
 	$(BIN)/python bench/large.py
+	$(BIN)/python bench/container.py
+
+bench-quick: venv
+	$(BIN)/python bench/run.py
 
 # Re-pin after a dependency change: a fresh environment from pyproject.toml alone, frozen.
 lock:

@@ -1,10 +1,15 @@
-"""`make bench-large`: check on large synthetic models next to the floor, with peak RSS.
+"""Large synthetic models: `check` next to the floor, with peak RSS (part of `make bench`).
 
-Models on one local server: one 1 GiB file; 5,000 files of 4 KiB; a 300 MiB mixed tree. For each:
-wall time and peak RSS (largest process of the run, from the kernel's rusage of children) of
-`check-model-version`, and the floor measured in the same run: one process that downloads the
-same URI with mlflow.artifacts.download_artifacts and SHA-256s every file (what any MLflow-based
-tool must at least do). Results: bench/out/large.json; bench/RESULTS.md records them.
+Models on one local server: one 1 GiB file; 5,000 files of 4 KiB; a 300 MiB mixed tree. For each,
+measured in the same run, twice, each a fresh process (peak RSS is the largest process of the run,
+parent or worker, from the kernel's rusage of children):
+- `check`: check-model-version with --download-dir, whose size afterwards shows how many copies of
+  the model were downloaded (one: the registry keeps no separate copy on an open-source server);
+- floor (issue 6): `mlflow artifacts download` of the same URI, then `sha256sum` of every file;
+- floor (DESIGN.md): one Python process, mlflow.artifacts.download_artifacts plus SHA-256 of every
+  file (no CLI start-up, so the stricter of the two);
+- for the single large file, the bytes alone: curl of the file to /dev/null (the room left).
+Results: bench/out/large.json; bench/RESULTS.md records them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,15 +43,26 @@ WRAPPER = (
 )
 
 
-def measured(command: list[str]) -> dict[str, float]:
+FLOOR_CLI = (
+    'mlflow artifacts download --artifact-uri "$1" --dst-path "$2" >/dev/null && '
+    'find "$2" -type f -print0 | xargs -0 sha256sum >/dev/null'
+)
+
+
+def tree_bytes(root: Path) -> int:
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
+
+
+def measured(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     """Wall time and the peak RSS of the largest process the command ran (parent or worker).
 
     A fresh wrapper process per measurement: its RUSAGE_CHILDREN maximum then covers this command
     and the processes it started, nothing measured before.
     """
     completed = subprocess.run(
-        [sys.executable, "-c", WRAPPER, *command], capture_output=True, text=True, check=False
-    )
+        [sys.executable, "-c", WRAPPER, *command], capture_output=True, text=True, check=False,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
     wall, peak_kib, code = completed.stdout.split()
     if code != "0":
         raise SystemExit(f"{command[:3]} failed: {completed.stderr}")
@@ -62,6 +79,18 @@ def write_files(root: Path, files: dict[str, int]) -> None:
                 chunk = os.urandom(min(remaining, 8 * MIB))
                 stream.write(chunk)
                 remaining -= len(chunk)
+
+
+def artifact_url(tracking_url: str, client: Any, uri: str) -> str:
+    """The HTTP URL through which the tracking server serves the one-file model's weights."""
+    prefix = "mlflow-artifacts:/"
+    if uri.startswith("runs:/"):
+        run_id, _, sub = uri[len("runs:/") :].partition("/")
+        uri = client.get_run(run_id).info.artifact_uri + "/" + sub
+    if not uri.startswith(prefix):
+        raise SystemExit(f"not served by the tracking server: {uri}")
+    relative = uri[len(prefix) :].lstrip("/")
+    return f"{tracking_url}/api/2.0/mlflow-artifacts/artifacts/{relative}/artifacts/data/weights.bin"
 
 
 def make_model(scratch: Path, name: str, files: dict[str, int]) -> Path:
@@ -103,18 +132,39 @@ def main() -> int:
             version = models.register_run_artifacts(
                 server.url, name, source_form="location", model_dir=model_dir
             )
-            uri = models._client(server.url).get_model_version_download_uri(name, version.version)
+            client = models._client(server.url)
+            uri = client.get_model_version_download_uri(name, version.version)
             check = [str(BIN / "check-model-version"), "--model", name, "--version-or-stage", version.version,
                      "--tracking-uri", server.url]  # fmt: skip
+            cli_env = {"MLFLOW_TRACKING_URI": server.url, "PATH": f"{BIN}:{os.environ['PATH']}"}
+            # Warm the server's page cache, so that no measurement below pays for a cold disk.
+            warm = tempfile.mkdtemp(dir=scratch)
+            measured([sys.executable, "-c", FLOOR, uri, server.url, warm])
+            subprocess.run(["rm", "-rf", warm], check=True)
             runs = []
             for _ in range(2):
+                figures: dict[str, Any] = {}
                 destination = tempfile.mkdtemp(dir=scratch)
-                floor = measured([sys.executable, "-c", FLOOR, uri, server.url, destination])
-                subprocess.run(["rm", "-rf", destination], check=True)
-                tool = measured(check)
-                runs.append(
-                    {"check": tool, "floor": floor, "ratio": round(tool["wall_s"] / floor["wall_s"], 3)}
+                figures["floor_in_process"] = measured(
+                    [sys.executable, "-c", FLOOR, uri, server.url, destination]
                 )
+                subprocess.run(["rm", "-rf", destination], check=True)
+                destination = tempfile.mkdtemp(dir=scratch)
+                figures["floor_cli"] = measured(["sh", "-c", FLOOR_CLI, "_", uri, destination], cli_env)
+                subprocess.run(["rm", "-rf", destination], check=True)
+                if len(DATASETS[name]) == 1:
+                    figures["transfer_curl"] = measured(
+                        ["curl", "-sSf", "-o", "/dev/null", artifact_url(server.url, client, uri)]
+                    )
+                downloads = Path(tempfile.mkdtemp(dir=scratch))
+                figures["check"] = measured([*check, "--download-dir", str(downloads)])
+                figures["copies_downloaded"] = round(tree_bytes(downloads) / tree_bytes(model_dir), 3)
+                subprocess.run(["rm", "-rf", str(downloads)], check=True)
+                wall = figures["check"]["wall_s"]
+                figures["ratio_to_floor_cli"] = round(wall / figures["floor_cli"]["wall_s"], 3)
+                figures["ratio_to_floor_in_process"] = round(wall / figures["floor_in_process"]["wall_s"], 3)
+                runs.append(figures)
+                print(json.dumps({name: figures}), flush=True)
             results[name] = {
                 "files": len(DATASETS[name]),
                 "bytes": sum(DATASETS[name].values()),

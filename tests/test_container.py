@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,6 +127,24 @@ def test_container_runs_only_mlflow_skinny(image: str) -> None:
     assert "mlflow-version-check" in names
 
 
+# Canary values for every secret input of the self-test's canary step (set as workflow variables, so
+# act does not know them as secrets and cannot mask them: only the action's own masks can).
+ACT_CANARIES = {
+    "MVC_CANARY_TOKEN": "dapiCANARYact0123456789abcdef0123456",
+    "MVC_CANARY_CLIENT_SECRET": "CANARY-act-client-secret-3c9d",
+    "MVC_CANARY_MLFLOW_TOKEN": "CANARY-act-mlflow-token-77e1",
+    "MVC_CANARY_DATABRICKS_CONFIG": (
+        "[prod_env]\nhost = https://prod.invalid\ntoken = CANARY-act-profile-5e0f\n"
+    ),
+}
+SECRETS_IN_CANARIES = [
+    ACT_CANARIES["MVC_CANARY_TOKEN"],
+    ACT_CANARIES["MVC_CANARY_CLIENT_SECRET"],
+    ACT_CANARIES["MVC_CANARY_MLFLOW_TOKEN"],
+    "CANARY-act-profile-5e0f",
+]
+
+
 @pytest.fixture(scope="session")
 def act_run(image: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
     """Run .github/workflows/self-test.yml with act on a clean copy of the tree."""
@@ -146,7 +166,8 @@ def act_run(image: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, 
         [str(BIN / "act"), "push", "-W", ".github/workflows/self-test.yml",
          "-P", f"ubuntu-latest={BASE_IMAGE}", "--pull=false", "--network", "host",
          "--artifact-server-path", str(artifacts), "--artifact-server-addr", "127.0.0.1",
-         "--artifact-server-port", str(free_port()), "--cache-server-addr", "127.0.0.1"],
+         "--artifact-server-port", str(free_port()), "--cache-server-addr", "127.0.0.1",
+         *[f"--var={name}={value}" for name, value in ACT_CANARIES.items()]],
         cwd=tree, capture_output=True, text=True, timeout=1500, check=False,
     )  # fmt: skip
     return completed.returncode, completed.stdout + completed.stderr, artifacts
@@ -167,9 +188,9 @@ def test_act_artifacts_hold_valid_reports(act_run: tuple[int, str, Path]) -> Non
     """The uploaded artifacts are in act's artifact directory; each zip holds a report that validates."""
     _, log, artifacts = act_run
     zips = {path.parent.name: path for path in artifacts.rglob("*.zip")}
-    assert set(zips) == {"selftest-check-report", "selftest-compare-report", "selftest-tampered-report"}, log[
-        -3000:
-    ]
+    expected = {"selftest-check-report", "selftest-compare-report", "selftest-tampered-report",
+                "selftest-canary-report"}  # fmt: skip
+    assert set(zips) == expected, log[-3000:]
     statuses = {}
     for name, path in zips.items():
         with zipfile.ZipFile(path) as archive:
@@ -181,7 +202,32 @@ def test_act_artifacts_hold_valid_reports(act_run: tuple[int, str, Path]) -> Non
         "selftest-check-report": "passed",
         "selftest-compare-report": "passed",
         "selftest-tampered-report": "failed",
+        "selftest-canary-report": "passed",
     }
+
+
+@pytest.mark.act
+def test_act_canary_secrets_appear_nowhere(act_run: tuple[int, str, Path]) -> None:
+    """The canary step of the self-test, run by act: no canary in act's log, the step's outputs, its
+    report or any uploaded artifact (zip bytes and members)."""
+    _, log, artifacts = act_run
+    assert "Success - Main Check with canary values in every secret input" in log, log[-3000:]
+    scanned = {"act log": log}
+    for kind, encoded in re.findall(r"CANARY-SCAN (\w+) ([A-Za-z0-9+/=]+)", log):
+        scanned[kind] = base64.b64decode(encoded).decode()
+    assert json.loads(scanned["outputs"])["passed"] == "true", "the scan saw the real outputs"
+    assert json.loads(scanned["report"])["status"] == "passed", "the scan saw the real report"
+    for path in artifacts.rglob("*"):
+        if path.is_file():
+            scanned[str(path)] = path.read_bytes().decode("latin-1")
+            if path.suffix == ".zip":
+                with zipfile.ZipFile(path) as archive:
+                    for member in archive.namelist():
+                        scanned[f"{path}:{member}"] = archive.read(member).decode("latin-1")
+    assert any("canary" in where for where in scanned), "the canary step's artifact was scanned"
+    for secret in SECRETS_IN_CANARIES:
+        for where, text in scanned.items():
+            assert secret not in text, f"canary found in {where}"
 
 
 def test_container_databricks_inputs_without_leaks(image: str, tmp_path: Path) -> None:

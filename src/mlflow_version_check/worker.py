@@ -19,6 +19,7 @@ An {"event": "error"} ends the conversation at any point.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
@@ -48,7 +49,7 @@ from .errors import (
     UnsafeArtifactPath,
     VersionCheckError,
 )
-from .manifest import hash_file
+from .manifest import HASH_CHUNK_BYTES, FileEntry, hash_file
 from .redact import redact
 
 if TYPE_CHECKING:
@@ -555,6 +556,37 @@ def _download_error(exc: BaseException, server: Server, location: str, path: str
     ) from exc
 
 
+def download_and_hash(repo: ArtifactRepository, path: str, local: Path) -> FileEntry:
+    """Download one file of the model and return its size and SHA-256.
+
+    MLflow's HTTP repository (mlflow-artifacts: through a tracking server, plain http(s) stores)
+    writes each file as one sequential stream: hashing the same chunks as they are written overlaps
+    the hash with the transfer and gives exactly the bytes on disk. Other repositories may write a
+    file in parallel ranges or through a temporary file, so their files are hashed once complete.
+    """
+    from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
+
+    if type(repo) is not HttpArtifactRepository:
+        repo._download_file(path, str(local))  # type: ignore[no-untyped-call]
+        return hash_file(local)
+    from mlflow.utils.request_utils import augmented_raise_for_status
+    from mlflow.utils.rest_utils import http_request
+
+    # What HttpArtifactRepository._download_file does (MLflow pinned by constraints.txt), plus the hash.
+    response = http_request(  # type: ignore[no-untyped-call]
+        repo._host_creds, posixpath.join("/", path), "GET", stream=True
+    )
+    with response:
+        augmented_raise_for_status(response)  # type: ignore[no-untyped-call]
+        digest, size = hashlib.sha256(), 0
+        with open(local, "wb") as stream:
+            for chunk in response.iter_content(chunk_size=HASH_CHUNK_BYTES):
+                stream.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+    return FileEntry(size=size, sha256=digest.hexdigest())
+
+
 def download_tree(
     server: Server, location: str, destination: Path, role: str, emit: Emit
 ) -> dict[str, list[Any]]:
@@ -599,8 +631,7 @@ def download_tree(
             raise UnsafeArtifactPath(f"{path!r} resolves outside the download directory")
         local.parent.mkdir(parents=True, exist_ok=True)
         try:
-            repo._download_file(path, str(local))  # type: ignore[no-untyped-call]
-            entry = hash_file(local)
+            entry = download_and_hash(repo, path, local)
         except (MlflowException, requests.RequestException, OSError) as exc:
             _download_error(exc, server, location, path)
         if listed_size is not None and entry.size != listed_size:
