@@ -81,8 +81,9 @@ def write_files(root: Path, files: dict[str, int]) -> None:
                 remaining -= len(chunk)
 
 
-def artifact_url(tracking_url: str, client: Any, uri: str) -> str:
+def artifact_url(tracking_url: str, client: Any, uri: str, model_dir: Path) -> str:
     """The HTTP URL through which the tracking server serves the one-file model's weights."""
+    (weights,) = model_dir.rglob("weights.bin")
     prefix = "mlflow-artifacts:/"
     if uri.startswith("runs:/"):
         run_id, _, sub = uri[len("runs:/") :].partition("/")
@@ -90,7 +91,7 @@ def artifact_url(tracking_url: str, client: Any, uri: str) -> str:
     if not uri.startswith(prefix):
         raise SystemExit(f"not served by the tracking server: {uri}")
     relative = uri[len(prefix) :].lstrip("/")
-    return f"{tracking_url}/api/2.0/mlflow-artifacts/artifacts/{relative}/artifacts/data/weights.bin"
+    return f"{tracking_url}/api/2.0/mlflow-artifacts/artifacts/{relative}/{weights.relative_to(model_dir)}"
 
 
 def make_model(scratch: Path, name: str, files: dict[str, int]) -> Path:
@@ -154,7 +155,7 @@ def main() -> int:
                 subprocess.run(["rm", "-rf", destination], check=True)
                 if len(DATASETS[name]) == 1:
                     figures["transfer_curl"] = measured(
-                        ["curl", "-sSf", "-o", "/dev/null", artifact_url(server.url, client, uri)]
+                        ["curl", "-sSf", "-o", "/dev/null", artifact_url(server.url, client, uri, model_dir)]
                     )
                 downloads = Path(tempfile.mkdtemp(dir=scratch))
                 figures["check"] = measured([*check, "--download-dir", str(downloads)])

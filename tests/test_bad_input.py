@@ -207,10 +207,9 @@ class Context:
         )
         return tracking_uri, Path(version.source.removeprefix("file://")), version.version
 
-    def tiny_filesystem(self) -> Path:
-        """A 64 KiB tmpfs as the download directory (root, as in CI)."""
-        mount_point = self.sandbox.downloads
-        mount_point.mkdir()
+    def tiny_filesystem(self, mount_point: Path) -> Path:
+        """A 64 KiB tmpfs at mount_point (root, as in CI)."""
+        mount_point.mkdir(exist_ok=True)
         mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
                                  capture_output=True, check=False)  # fmt: skip
         if mounted.returncode != 0:
@@ -317,8 +316,18 @@ def _keeps_resolved_version(outcome: Outcome, ctx: Context) -> None:
 
 def _full_filesystem(ctx: Context) -> Invocation:
     big = ctx.request.getfixturevalue("matrix_big_model")
-    ctx.tiny_filesystem()
+    ctx.tiny_filesystem(ctx.sandbox.downloads)
     return ctx.check("--model", big.name, "--version-or-stage", big.version)
+
+
+def _full_report_filesystem(ctx: Context) -> Invocation:
+    """The report's directory is a tmpfs filled to the last byte: the verdict cannot be saved."""
+    filler = ctx.tiny_filesystem(ctx.sandbox.report.parent) / "filler"
+    with contextlib.suppress(OSError), open(filler, "wb") as stream:
+        while True:
+            stream.write(b"\0" * 4096)
+            stream.flush()
+    return ctx.check()
 
 
 def _symlinked_file(ctx: Context) -> Invocation:
@@ -546,6 +555,7 @@ SERVER_ANSWERS = [
          lambda c: c.check(tracking_uri=c.faulty((LISTING, "rewrite", {"rewrite": lambda listing: {}})))),
     Case("download-dir-on-a-full-file-system", 3, "no space left", True, _full_filesystem,
          _type_is("ArtifactDownloadError")),
+    Case("report-on-a-full-file-system", 2, "writing --report-file", False, _full_report_filesystem),
     Case("symlinked-file-in-a-local-store", 3, "is a symlink", True, _symlinked_file,
          _type_is("UnsafeArtifactPath")),
     Case("symlink-loop-in-a-local-store", 3, "is a symlink", True, _symlink_loop,
@@ -589,10 +599,10 @@ def test_the_sandbox_snapshot_sees_every_kind_of_change(tmp_path: Path) -> None:
     baseline = snapshot(sandbox.root, sandbox.allowed())
     changes: list[Callable[[], object]] = [
         lambda: (sandbox.work / "new.txt").write_text("x"),
-        lambda: (sandbox.home / "keep.txt").unlink(),
+        (sandbox.home / "keep.txt").unlink,
         lambda: (sandbox.work / "model.bin").write_bytes(b"abd"),
         lambda: (sandbox.work / "model.bin").chmod(0o600),
-        lambda: (sandbox.tmp / "left-over").mkdir(),
+        (sandbox.tmp / "left-over").mkdir,
         lambda: (sandbox.root / "link").symlink_to("/etc"),
     ]
     for change in changes:

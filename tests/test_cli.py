@@ -13,6 +13,7 @@ from mlflow_version_check.cli import check_model_version_main, main
 from tests.conftest import load_valid_report, run_command
 
 CHECK_OPTIONS = [
+    "--junit-file",
     "--model",
     "--version-or-stage",
     "--download-dir",
@@ -46,7 +47,8 @@ def test_help_lists_every_option(program: str, args: list[str]) -> None:
 
 
 COMPARE_OPTIONS = [
-    "--config-file", "--download-dir", "--report-file", "--compare-run-models", "--compare-reg-models",
+    "--config-file", "--download-dir", "--report-file", "--junit-file", "--compare-run-models",
+    "--compare-reg-models",
     "--strict", "--native-model", "--timeout", "--retries", "--verbose",
 ]  # fmt: skip
 

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, str] = {
     "native-model": "",
     "download-dir": "",
     "report-file": "mlflow-version-check-report.json",
+    "junit-file": "",
     "artifact-name": "mlflow-version-check-report",
     "upload-artifact": "true",
     "fail-on-difference": "true",
@@ -158,7 +159,7 @@ def private_credentials(
                 environ[key] = value
 
 
-def cli_arguments(inputs: Mapping[str, str], report_file: Path) -> list[str]:
+def cli_arguments(inputs: Mapping[str, str], report_file: Path, junit_file: Path | None = None) -> list[str]:
     """The CLI invocation that the inputs describe."""
     command = inputs["command"].strip().lower()
     if command == "check":
@@ -184,6 +185,8 @@ def cli_arguments(inputs: Mapping[str, str], report_file: Path) -> list[str]:
     for name in ("native-model", "download-dir"):
         if inputs[name]:
             arguments += [f"--{name}", inputs[name]]
+    if junit_file is not None:
+        arguments += ["--junit-file", str(junit_file)]
     return [*arguments, "--report-file", str(report_file)]
 
 
@@ -248,8 +251,8 @@ def chown_like_workspace(paths: list[Path], workspace: Path) -> None:
                 os.chown(target, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
-def upload(report_file: Path, name: str, environ: Mapping[str, str]) -> tuple[str, str | None]:
-    """Upload the report as an artifact; return (artifact id, problem). Never raises."""
+def upload(files: list[Path], name: str, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """Upload the report (and the JUnit XML) as one artifact; return (artifact id, problem). Never raises."""
     from .artifacts import ArtifactClient, ArtifactUploadError, zip_files
 
     token, results_url = environ.get("ACTIONS_RUNTIME_TOKEN", ""), environ.get("ACTIONS_RESULTS_URL", "")
@@ -257,7 +260,7 @@ def upload(report_file: Path, name: str, environ: Mapping[str, str]) -> tuple[st
         return "", "skipped: no ACTIONS_RUNTIME_TOKEN / ACTIONS_RESULTS_URL (not on a GitHub runner)"
     try:
         client = ArtifactClient(results_url, token)
-        uploaded = client.upload(name, zip_files({report_file.name: report_file}))
+        uploaded = client.upload(name, zip_files({path.name: path for path in files if path.is_file()}))
     except (ArtifactUploadError, OSError) as exc:
         return "", f"failed: {exc}"
     return uploaded.artifact_id, None
@@ -274,10 +277,11 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
     report_file = Path(inputs["report-file"])
     if not report_file.is_absolute():
         report_file = workspace / report_file
+    junit_file = workspace / inputs["junit-file"] if inputs["junit-file"] else None
     try:
         fail_on_difference = boolean(inputs, "fail-on-difference")
         upload_artifact = boolean(inputs, "upload-artifact")
-        arguments = cli_arguments(inputs, report_file)
+        arguments = cli_arguments(inputs, report_file, junit_file)
         refuse_ambient_overrides(inputs, env)
     except ActionInputError as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -297,7 +301,9 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
     artifact_id: str = ""
     problem: str | None = "disabled (upload-artifact: false)"
     if upload_artifact and report is not None:
-        artifact_id, problem = upload(report_file, inputs["artifact-name"], env)
+        artifact_id, problem = upload(
+            [report_file, *([junit_file] if junit_file else [])], inputs["artifact-name"], env
+        )
     if problem and upload_artifact:
         if problem.startswith("skipped"):
             print(f"artifact upload {problem}")
@@ -312,7 +318,7 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
             github.append_summary(summary_path, markdown_summary(report, shown_path, artifact_id, problem))
     _finish_outputs(env, outputs_of(report, exit_code, shown_path if report else "", artifact_id))
     download_dir = [Path(inputs["download-dir"])] if inputs["download-dir"] else []
-    chown_like_workspace([report_file, *download_dir], workspace)
+    chown_like_workspace([report_file, *([junit_file] if junit_file else []), *download_dir], workspace)
     if exit_code == EXIT_DIFFERENT and not fail_on_difference:
         print("fail-on-difference is false: the difference is reported, the step passes (passed=false)")
         return EXIT_EQUAL

@@ -59,6 +59,14 @@ ReportFileOption = Annotated[
         show_default=False,
     ),
 ]
+JunitFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--junit-file",
+        help="Also write the result as JUnit XML here, for CI test views (one test case per comparison).",
+        show_default=False,
+    ),
+]
 TrackingUriOption = Annotated[
     str | None,
     typer.Option(
@@ -164,38 +172,45 @@ def fail(message: str) -> None:
     sys.stderr.flush()
 
 
-def check_report_path(report_file: str | None) -> None:
+def check_output_paths(report_file: str | None, junit_file: str | None = None) -> None:
     """Refuse a report path that cannot be written before any slow work starts."""
-    if not report_file:
-        return
-    path = Path(report_file).expanduser()
-    if path.is_dir():
-        raise ReportPathError(
-            f"--report-file {path} is a directory. Fix: give a file path, e.g. {path}/report.json."
-        )
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ReportPathError(
-            f"--report-file {path} cannot be written: {parent} is not a writable directory. Fix: give a "
-            "path in a directory you can write to."
-        )
+    for option, value in (("--report-file", report_file), ("--junit-file", junit_file)):
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        if path.is_dir():
+            raise ReportPathError(
+                f"{option} {path} is a directory. Fix: give a file path, e.g. {path}/report.{option[2:7]}."
+            )
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ReportPathError(
+                f"{option} {path} cannot be written: {parent} is not a writable directory. Fix: give a "
+                "path in a directory you can write to."
+            )
 
 
-def _write(report: Mapping[str, Any], report_file: str | None) -> bool:
-    from .report import write_report
+def _write(report: Mapping[str, Any], report_file: str | None, junit_file: str | None) -> bool:
+    """Write the JSON report and the JUnit XML that were asked for; one line and False if one fails."""
+    from .junit import junit_xml
+    from .report import write_report, write_text_atomically
 
-    if not report_file:
-        return True
-    try:
-        write_report(report, report_file)
-    except OSError as exc:
-        fail(
-            f"writing the report to {report_file} failed: {exc.strerror or exc}. Fix: give a writable "
-            "--report-file path with free space."
-        )
-        return False
+    for option, path in (("--report-file", report_file), ("--junit-file", junit_file)):
+        if not path:
+            continue
+        try:
+            if option == "--report-file":
+                write_report(report, path)
+            else:
+                write_text_atomically(junit_xml(report), path)
+        except OSError as exc:
+            fail(
+                f"writing {option} {path} failed: {exc.strerror or exc}. Fix: give a writable "
+                f"{option} path with free space."
+            )
+            return False
     return True
 
 
@@ -205,6 +220,7 @@ def run_check(
     version_or_stage: str,
     download_dir: str | None,
     report_file: str | None,
+    junit_file: str | None,
     tracking_uri: str | None,
     registry_uri: str | None,
     strict: bool,
@@ -228,12 +244,13 @@ def run_check(
         "native_model": native_model,
         "download_dir": download_dir,
         "report_file": report_file,
+        "junit_file": junit_file,
         "timeout": timeout,
         "retries": retries,
     }
     progress = Progress()
     try:
-        check_report_path(report_file)
+        check_output_paths(report_file, junit_file)
         tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
         if verbose:
             _log(f"checking {model} {version_or_stage!r} on {redact(tracking)}")
@@ -253,31 +270,38 @@ def run_check(
     except VersionCheckError as exc:
         progress.finish()
         report = error_report("check", exc, options, {"version": (shown_tracking, shown_registry)})
-        return _failed(exc, report, report_file)
+        return _failed(exc, report, report_file, junit_file)
     progress.finish()
     report = check_report(result, options)
-    return _finished(
-        report, check_summary(report), report_file, result.download_dir if result.download_dir_kept else None
-    )
+    kept = result.download_dir if result.download_dir_kept else None
+    return _finished(report, check_summary(report), report_file, junit_file, kept)
 
 
-def _failed(error: VersionCheckError, report: Mapping[str, Any], report_file: str | None) -> int:
+def _failed(
+    error: VersionCheckError, report: Mapping[str, Any], report_file: str | None, junit_file: str | None
+) -> int:
     """An expected failure: the error report (unless its path is the problem), one line, the code."""
     if not isinstance(error, ReportPathError):
-        _write(report, report_file)
+        _write(report, report_file, junit_file)
     fail(error.message)
     return error.exit_code
 
 
 def _finished(
-    report: Mapping[str, Any], summary: str, report_file: str | None, kept_downloads: str | None
+    report: Mapping[str, Any],
+    summary: str,
+    report_file: str | None,
+    junit_file: str | None,
+    kept_downloads: str | None,
 ) -> int:
     """A run that reached a verdict: summary on stdout, the report, the exit code of the verdict."""
     typer.echo(summary)
+    if not _write(report, report_file, junit_file):
+        return EXIT_USAGE
     if report_file:
-        if not _write(report, report_file):
-            return EXIT_USAGE
         typer.echo(f"report: {report_file}")
+    if junit_file:
+        typer.echo(f"junit: {junit_file}")
     if kept_downloads:
         typer.echo(f"downloads: {kept_downloads}")
     return EXIT_EQUAL if report["equals"] else EXIT_DIFFERENT
@@ -288,6 +312,7 @@ def run_compare(
     config_file: str,
     download_dir: str | None,
     report_file: str | None,
+    junit_file: str | None,
     compare_run_models: bool,
     compare_reg_models: bool,
     strict: bool,
@@ -310,13 +335,14 @@ def run_compare(
         "native_model": native_model,
         "download_dir": download_dir,
         "report_file": report_file,
+        "junit_file": junit_file,
         "timeout": timeout,
         "retries": retries,
     }
     progress = Progress()
     servers: dict[str, tuple[str | None, str | None]] = {}
     try:
-        check_report_path(report_file)
+        check_output_paths(report_file, junit_file)
         config = load_config(config_file)
         for key, side in zip(("tracking_server_1", "tracking_server_2"), config.servers, strict=True):
             servers[key] = (redact(side.host), redact(side.registry_uri) if side.registry_uri else None)
@@ -343,15 +369,11 @@ def run_compare(
         )
     except VersionCheckError as exc:
         progress.finish()
-        return _failed(exc, error_report("compare", exc, options, servers), report_file)
+        return _failed(exc, error_report("compare", exc, options, servers), report_file, junit_file)
     progress.finish()
     report = compare_report(result, options)
-    return _finished(
-        report,
-        compare_summary(report),
-        report_file,
-        result.download_dir if result.download_dir_kept else None,
-    )
+    kept = result.download_dir if result.download_dir_kept else None
+    return _finished(report, compare_summary(report), report_file, junit_file, kept)
 
 
 def check_command(
@@ -359,6 +381,7 @@ def check_command(
     version_or_stage: VersionOrStageOption,
     download_dir: DownloadDirOption = None,
     report_file: ReportFileOption = None,
+    junit_file: JunitFileOption = None,
     tracking_uri: TrackingUriOption = None,
     registry_uri: RegistryUriOption = None,
     strict: StrictOption = False,
@@ -366,6 +389,7 @@ def check_command(
     timeout: TimeoutOption = 30.0,
     retries: RetriesOption = 2,
     verbose: VerboseOption = False,
+    version: VersionFlag = False,
 ) -> int:
     """Check that a model version's run model is identical to the registry's cached copy.
 
@@ -376,8 +400,43 @@ def check_command(
         version_or_stage=version_or_stage,
         download_dir=download_dir,
         report_file=report_file,
+        junit_file=junit_file,
         tracking_uri=tracking_uri,
         registry_uri=registry_uri,
+        strict=strict,
+        native_model=native_model,
+        timeout=timeout,
+        retries=retries,
+        verbose=verbose,
+    )
+
+
+def compare_command(
+    config_file: ConfigFileOption,
+    download_dir: DownloadDirOption = None,
+    report_file: ReportFileOption = None,
+    junit_file: JunitFileOption = None,
+    compare_run_models: CompareRunOption = False,
+    compare_reg_models: CompareRegOption = False,
+    strict: StrictOption = False,
+    native_model: NativeModelOption = None,
+    timeout: TimeoutOption = 30.0,
+    retries: RetriesOption = 2,
+    verbose: VerboseOption = False,
+    version: VersionFlag = False,
+) -> int:
+    """Compare two model versions, on the same or two tracking servers: the run models with each
+    other and the registry models with each other.
+
+    Exit codes: 0 equal, 1 different, 2 wrong invocation or config, 3 could not compare.
+    """
+    return run_compare(
+        config_file=config_file,
+        download_dir=download_dir,
+        report_file=report_file,
+        junit_file=junit_file,
+        compare_run_models=compare_run_models,
+        compare_reg_models=compare_reg_models,
         strict=strict,
         native_model=native_model,
         timeout=timeout,
@@ -411,116 +470,13 @@ def _main_callback(version: VersionFlag = False) -> None:
 
 
 app.command("check")(check_command)
-
-
-def compare_command(
-    config_file: ConfigFileOption,
-    download_dir: DownloadDirOption = None,
-    report_file: ReportFileOption = None,
-    compare_run_models: CompareRunOption = False,
-    compare_reg_models: CompareRegOption = False,
-    strict: StrictOption = False,
-    native_model: NativeModelOption = None,
-    timeout: TimeoutOption = 30.0,
-    retries: RetriesOption = 2,
-    verbose: VerboseOption = False,
-) -> int:
-    """Compare two model versions, on the same or two tracking servers: the run models with each
-    other and the registry models with each other.
-
-    Exit codes: 0 equal, 1 different, 2 wrong invocation or config, 3 could not compare.
-    """
-    return run_compare(
-        config_file=config_file,
-        download_dir=download_dir,
-        report_file=report_file,
-        compare_run_models=compare_run_models,
-        compare_reg_models=compare_reg_models,
-        strict=strict,
-        native_model=native_model,
-        timeout=timeout,
-        retries=retries,
-        verbose=verbose,
-    )
-
-
 app.command("compare")(compare_command)
 
+# The seed's console scripts: the same commands as single-command programs.
 check_app = _typer("check-model-version")
-
-
-def _check_model_version(
-    model: ModelOption,
-    version_or_stage: VersionOrStageOption,
-    download_dir: DownloadDirOption = None,
-    report_file: ReportFileOption = None,
-    tracking_uri: TrackingUriOption = None,
-    registry_uri: RegistryUriOption = None,
-    strict: StrictOption = False,
-    native_model: NativeModelOption = None,
-    timeout: TimeoutOption = 30.0,
-    retries: RetriesOption = 2,
-    verbose: VerboseOption = False,
-    version: VersionFlag = False,
-) -> int:
-    """Validate a version's MLflow model: check that its run model matches the registry's cached copy.
-
-    Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check.
-    """
-    return check_command(
-        model,
-        version_or_stage,
-        download_dir,
-        report_file,
-        tracking_uri,
-        registry_uri,
-        strict,
-        native_model,
-        timeout,
-        retries,
-        verbose,
-    )
-
-
-check_app.command()(_check_model_version)
-
-
+check_app.command()(check_command)
 compare_app = _typer("compare-model-versions")
-
-
-def _compare_model_versions(
-    config_file: ConfigFileOption,
-    download_dir: DownloadDirOption = None,
-    report_file: ReportFileOption = None,
-    compare_run_models: CompareRunOption = False,
-    compare_reg_models: CompareRegOption = False,
-    strict: StrictOption = False,
-    native_model: NativeModelOption = None,
-    timeout: TimeoutOption = 30.0,
-    retries: RetriesOption = 2,
-    verbose: VerboseOption = False,
-    version: VersionFlag = False,
-) -> int:
-    """Compare two model versions: check that the cached registry models are the same and the run
-    models are the same.
-
-    Exit codes: 0 equal, 1 different, 2 wrong invocation or config, 3 could not compare.
-    """
-    return compare_command(
-        config_file,
-        download_dir,
-        report_file,
-        compare_run_models,
-        compare_reg_models,
-        strict,
-        native_model,
-        timeout,
-        retries,
-        verbose,
-    )
-
-
-compare_app.command()(_compare_model_versions)
+compare_app.command()(compare_command)
 
 
 def run_app(application: typer.Typer, argv: Sequence[str] | None, prog_name: str) -> int:

@@ -246,13 +246,17 @@ def error_report(
 
 
 def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write the report atomically: a temporary file in the same directory, then a rename.
+    """Write the JSON report atomically (see write_text_atomically)."""
+    return write_text_atomically(json.dumps(report, indent=2, sort_keys=False) + "\n", path)
 
-    A crash or a full disk therefore never leaves half a report at `path`.
+
+def write_text_atomically(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write a temporary file in the same directory, then rename it over the target.
+
+    A crash or a full disk therefore never leaves half a file at `path`.
     """
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, indent=2, sort_keys=False) + "\n"
     descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     replaced = False
     try:

@@ -1,0 +1,100 @@
+"""The JSON report as JUnit XML, for the test-report views of GitLab, Jenkins and Azure Pipelines.
+
+One test case per comparison: check has one (run model against registry copy), compare one per
+compared role (run models, registry models). A difference is a <failure> listing the files; a run that
+could not be done is one <error> with the report's error message. Built from the report itself, so the
+two never disagree and carry the same redactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from xml.etree import ElementTree
+
+SUITE = "mlflow-version-check"
+LISTED_DIFFERENCES = 200  # the JSON report has all; a test view needs the first ones
+
+
+def _version(version: Mapping[str, Any] | None, fallback: str) -> str:
+    if not version:
+        return fallback
+    return f"{version['name']} version {version['version']}"
+
+
+def _difference_line(difference: Mapping[str, Any]) -> str:
+    def side(entry: Mapping[str, Any] | None) -> str:
+        return "absent" if entry is None else f"{entry['size']} B sha256 {entry['sha256'][:16]}"
+
+    sides = f"{side(difference['left'])} / {side(difference['right'])}"
+    line = f"{difference['kind']}: {difference['path']} ({sides})"
+    return line + (f" - {difference['note']}" if difference.get("note") else "")
+
+
+def _failure_text(section: Mapping[str, Any]) -> tuple[str, str]:
+    """(message, body) of a comparison that found differences or an incomplete model."""
+    differences = section.get("differences") or []
+    integrity = section.get("integrity") if section.get("same_location") else None
+    problems = list((integrity or {}).get("problems") or [])
+    lines = [_difference_line(d) for d in differences[:LISTED_DIFFERENCES]]
+    if len(differences) > LISTED_DIFFERENCES:
+        lines.append(f"... and {len(differences) - LISTED_DIFFERENCES} more in the JSON report")
+    lines += [f"model incomplete: {problem}" for problem in problems]
+    if differences:
+        message = f"{len(differences)} file(s) differ"
+    elif problems:
+        message = f"the model is incomplete: {problems[0]}"
+    else:
+        message = "the models differ"
+    return message, "\n".join(lines)
+
+
+def _cases(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any] | None]]:
+    """(test case name, its comparison section or None for an error) in report order."""
+    if report["System"]["command"] == "check":
+        subject = _version(report.get("Model_Version"), f"{report['Options'].get('model')}")
+        name = f"{subject}: run model equals the registry copy"
+        return [(name, report.get("Comparison"))]
+    versions = report.get("Model_Versions") or {}
+    first = _version(versions.get("tracking_server_1"), "tracking_server_1")
+    second = _version(versions.get("tracking_server_2"), "tracking_server_2")
+    if report["status"] == "error":
+        return [(f"{first} equals {second}", None)]
+    labels = {"Run_Model_Comparison": "run models", "Reg_Model_Comparison": "registry models"}
+    return [
+        (f"{label}: {first} equals {second}", report[key]) for key, label in labels.items() if key in report
+    ]
+
+
+def junit_xml(report: Mapping[str, Any]) -> str:
+    """The JUnit XML document of a report (any status)."""
+    command = report["System"]["command"]
+    seconds = f"{(report.get('Timings') or {}).get('total_seconds', 0.0):.3f}"
+    cases = _cases(report)
+    failures = sum(1 for _, section in cases if section is not None and not section.get("equals"))
+    errors = 1 if report["status"] == "error" else 0
+    suites = ElementTree.Element(
+        "testsuites", name=SUITE, tests=str(len(cases)), failures=str(failures), errors=str(errors)
+    )
+    suite = ElementTree.SubElement(
+        suites, "testsuite", name=f"{SUITE} {command}", tests=str(len(cases)), failures=str(failures),
+        errors=str(errors), skipped="0", time=seconds, timestamp=report["System"]["time_utc"].rstrip("Z"),
+    )  # fmt: skip
+    properties = ElementTree.SubElement(suite, "properties")
+    for name in ("tool_version", "mlflow_version"):
+        ElementTree.SubElement(properties, "property", name=name, value=str(report["System"][name]))
+    for name, section in cases:
+        case = ElementTree.SubElement(
+            suite, "testcase", name=name, classname=f"{SUITE}.{command}", time=seconds
+        )
+        if report["status"] == "error":
+            error = report["error"]
+            element = ElementTree.SubElement(case, "error", message=error["message"], type=error["type"])
+            element.text = error["message"]
+        elif section is not None and not section.get("equals"):
+            message, body = _failure_text(section)
+            element = ElementTree.SubElement(case, "failure", message=message, type="ModelDifference")
+            element.text = body
+    ElementTree.indent(suites)
+    document = ElementTree.tostring(suites, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{document}\n'
