@@ -1,8 +1,8 @@
 """Large synthetic models: `check` next to the floor, with peak RSS (part of `make bench`).
 
 Models on one local server: one 1 GiB file; 5,000 files of 4 KiB; a 300 MiB mixed tree. For each,
-measured in the same run, twice, each a fresh process (peak RSS is the largest process of the run,
-parent or worker, from the kernel's rusage of children):
+measured in the same run, in ROUNDS rounds (medians reported), each a fresh process (peak RSS is
+the largest process of the run, parent or worker, from the kernel's rusage of children):
 - `check`: check-model-version with --download-dir, whose size afterwards shows how many copies of
   the model were downloaded (one: the registry keeps no separate copy on an open-source server);
 - floor (issue 6): `mlflow artifacts download` of the same URI, then `sha256sum` of every file;
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from bench.run import FLOOR  # noqa: E402 - after the path is set
 
 BIN = Path(sys.executable).parent
 MIB = 1024 * 1024
+ROUNDS = 3  # the loopback server's throughput varies by +-20 % between runs; medians of 3
 
 
 WRAPPER = (
@@ -47,6 +49,19 @@ FLOOR_CLI = (
     'mlflow artifacts download --artifact-uri "$1" --dst-path "$2" >/dev/null && '
     'find "$2" -type f -print0 | xargs -0 sha256sum >/dev/null'
 )
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """The median of each figure over the rounds (wall and RSS per command, and the ratios)."""
+    figures: dict[str, list[float]] = {}
+    for run in runs:
+        for key, value in run.items():
+            if isinstance(value, dict):
+                for inner, number in value.items():
+                    figures.setdefault(f"{key}.{inner}", []).append(number)
+            else:
+                figures.setdefault(key, []).append(value)
+    return {key: round(statistics.median(values), 3) for key, values in figures.items()}
 
 
 def tree_bytes(root: Path) -> int:
@@ -143,7 +158,7 @@ def main() -> int:
             measured([sys.executable, "-c", FLOOR, uri, server.url, warm])
             subprocess.run(["rm", "-rf", warm], check=True)
             runs = []
-            for _ in range(2):
+            for _ in range(ROUNDS):
                 figures: dict[str, Any] = {}
                 destination = tempfile.mkdtemp(dir=scratch)
                 figures["floor_in_process"] = measured(
@@ -169,6 +184,7 @@ def main() -> int:
             results[name] = {
                 "files": len(DATASETS[name]),
                 "bytes": sum(DATASETS[name].values()),
+                "median": medians(runs),
                 "runs": runs,
             }
             print(json.dumps({name: results[name]}, indent=1), flush=True)

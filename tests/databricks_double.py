@@ -308,7 +308,8 @@ class WorkspaceDouble:
             form.get("grant_type") != "client_credentials"
             or self.oauth_clients.get(client_id) != client_secret
         ):
-            raise ApiError(401, "invalid_client", "Client authentication failed")
+            # The OIDC token endpoint answers in OAuth 2.0's error format (RFC 6749 5.2), not the REST API's.
+            return 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
         token = f"oauth-{secrets.token_hex(16)}"
         self._issued.add(token)
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600, "scope": "all-apis"}

@@ -146,6 +146,7 @@ class Context:
         (self.sandbox.home / ".databrickscfg").write_text(
             f"[ws]\nhost = {workspace.url}\ntoken = {workspace.token}\n\n"
             f"[wrong]\nhost = {workspace.url}\ntoken = dapi00000000000000000000000000000000\n\n"
+            f"[wrong-oauth]\nhost = {workspace.url}\nclient_id = mvc-client\nclient_secret = wrong-canary\n\n"
             f"[dead]\nhost = http://127.0.0.1:{free_port()}\ntoken = dapi11111111111111111111111111111111\n"
         )
         return workspace
@@ -414,6 +415,13 @@ def _binary_config(ctx: Context) -> Invocation:
     return ctx.compare(None)
 
 
+def _no_secret_in_output(secret: str) -> More:
+    def more(outcome: Outcome, ctx: Context) -> None:
+        assert secret not in outcome.stdout + outcome.stderr + json.dumps(outcome.report)
+
+    return more
+
+
 def _no_token_in_line(outcome: Outcome, ctx: Context) -> None:
     assert "dapi0000" not in outcome.stderr + json.dumps(outcome.report)
 
@@ -575,6 +583,8 @@ DATABRICKS = [
     Case("databricks-profile-missing", 2, "profile 'nosuch'", True, _on_workspace(profile="nosuch")),
     Case("databricks-token-refused", 3, "authentication failed", True,
          lambda c: _seeded_workspace(c, "wrong"), _no_token_in_line),
+    Case("databricks-oauth-secret-refused", 3, "authentication failed: invalid_client", True,
+         lambda c: _seeded_workspace(c, "wrong-oauth"), _no_secret_in_output("wrong-canary")),
     Case("databricks-host-refuses-connections", 3, "no answer from the Databricks workspace", True,
          lambda c: _seeded_workspace(c, "dead")),
     Case("databricks-ambient-token", 2, "DATABRICKS_TOKEN set in the environment would silently", True,
@@ -640,7 +650,7 @@ def matrix_big_model(mlflow_server: MlflowServer) -> models.Registered:
 
 @pytest.fixture(scope="module")
 def matrix_workspace() -> Iterator[WorkspaceDouble]:
-    with WorkspaceDouble() as workspace:
+    with WorkspaceDouble(oauth_clients={"mvc-client": "the-right-secret"}) as workspace:
         yield workspace
 
 

@@ -330,19 +330,24 @@ def test_eight_checks_at_once_agree(
 def test_credentials_never_reach_output_or_report(
     mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path
 ) -> None:
-    """A tracking URI with user:password and a tracking token (canaries), verbose: no trace anywhere."""
+    """A tracking URI with user:password, and a token, user and password in MLflow's credential
+    variables (canaries), verbose, on a passing and a failing run: no trace in output or report."""
     user, password, token = "canary-user-7a1", "canary-pass-93f", "canary-token-c4e"
     tracking = mlflow_server.url.replace("http://", f"http://{user}:{password}@")
+    variables = {
+        "MLFLOW_TRACKING_TOKEN": token,
+        "MLFLOW_TRACKING_USERNAME": "canary-env-user-2b8",
+        "MLFLOW_TRACKING_PASSWORD": "canary-env-pass-6d0",
+    }
     report_file = tmp_path / "r.json"
-    for version_or_stage in ("@champion", "@no-such-alias"):
+    for version_or_stage, expected in (("@champion", 0), ("@no-such-alias", 3)):
         run = run_command(
             "check-model-version", "--model", promoted.name, "--version-or-stage", version_or_stage,
-            "--tracking-uri", tracking, "--report-file", str(report_file), "--verbose",
-            env={"MLFLOW_TRACKING_TOKEN": token},
+            "--tracking-uri", tracking, "--report-file", str(report_file), "--verbose", env=variables,
         )  # fmt: skip
-        assert run.exit_code in (0, 3), run.stderr
+        assert run.exit_code == expected, run.stderr
         text = run.stdout + run.stderr + report_file.read_text()
-        for canary in (user, password, token):
+        for canary in (user, password, *variables.values()):
             assert canary not in text, (canary, version_or_stage)
         assert "http://***@127.0.0.1" in report_file.read_text()
 

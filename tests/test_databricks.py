@@ -202,3 +202,25 @@ def test_version_from_a_logged_model(ws1: WorkspaceDouble, home: Path, tmp_path:
     assert report["Model_Version"]["source"] == f"models:/{model_id}"
     assert f"/logged_models/{model_id}/artifacts" in report["Comparison"]["run_model"]["location"]
     assert any("/LoggedModels/" in request for request in ws1.requests)
+
+
+def test_credential_variables_never_leak(
+    ws1: WorkspaceDouble, ws2: WorkspaceDouble, home: Path, tmp_path: Path
+) -> None:
+    """Host `databricks` from DATABRICKS_* variables: a refused canary token and a refused canary
+    OAuth secret, verbose; neither appears in stdout, stderr or the report."""
+    seed(ws1, "Env_Model")
+    token, secret = "dapiCANARYenv0123456789abcdef01234567", "CANARY-env-client-secret-1f2e"
+    attempts = {
+        token: {"DATABRICKS_HOST": ws1.url, "DATABRICKS_TOKEN": token},
+        secret: {"DATABRICKS_HOST": ws2.url, "DATABRICKS_CLIENT_ID": "mvc-client",
+                 "DATABRICKS_CLIENT_SECRET": secret},
+    }  # fmt: skip
+    for canary, variables in attempts.items():
+        report = tmp_path / "r.json"
+        run = run_cli(home, "check-model-version", "--model", "Env_Model", "--version-or-stage", "1",
+                      "--tracking-uri", "databricks", "--report-file", str(report), "--verbose",
+                      env=variables)  # fmt: skip
+        assert run.exit_code == 3, run.stderr
+        assert "authentication failed" in run.stderr.splitlines()[-1]
+        assert canary not in run.stdout + run.stderr + report.read_text()

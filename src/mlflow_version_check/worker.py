@@ -27,6 +27,7 @@ import posixpath
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -148,8 +149,26 @@ class Server:
         return urllib.parse.urlparse(self.registry_uri).scheme == "databricks-uc"
 
 
+def _from_databricks_sdk(exc: BaseException) -> bool:
+    """A ValueError raised inside databricks-sdk: how it reports refused or missing credentials
+    (an OAuth token request answered 401, no usable auth method), not a bug of this tool."""
+    if not isinstance(exc, ValueError):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any(f"{os.sep}databricks{os.sep}sdk{os.sep}" in frame.filename for frame in frames)
+
+
 def _raise_common(exc: BaseException, server: Server, doing: str) -> None:
     """Raise the named error for failures that mean the same whatever the call."""
+    if isinstance(exc, ValueError):
+        if not _from_databricks_sdk(exc):
+            raise exc  # a bug, not a server's answer: the worker ends and the parent says so
+        raise AuthenticationFailed(
+            f"{doing} failed: {server.shown} refused the credentials (authentication failed: "
+            f"{_short(exc)}). Likely cause: a wrong or expired client secret or token. Fix: check the "
+            "profile's token (or client_id and client_secret) in .databrickscfg, or the DATABRICKS_* "
+            "variables."
+        ) from exc
     code = _error_code(exc)
     status = _http_status(exc)
     if _is_connection_failure(exc):
@@ -168,7 +187,8 @@ def _raise_common(exc: BaseException, server: Server, doing: str) -> None:
             f"{doing} failed: {server.shown} {kind} (authentication failed). "
             "Likely cause: a missing, expired or wrong token, or no access to this model. Fix: "
             + (
-                "check the profile's token (or client_id and client_secret) in .databrickscfg."
+                "check the profile's token (or client_id and client_secret) in .databrickscfg, or "
+                "the DATABRICKS_* variables."
                 if server.display.startswith("the workspace")
                 else "check MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and PASSWORD."
             )
@@ -192,7 +212,7 @@ def registry_call(
 
     try:
         yield
-    except (MlflowException, requests.RequestException, TimeoutError, ConnectionError) as exc:
+    except (MlflowException, requests.RequestException, TimeoutError, ConnectionError, ValueError) as exc:
         _raise_common(exc, server, doing)
         if means_not_found(exc):
             raise not_found() from exc
@@ -598,7 +618,7 @@ def download_tree(
     try:
         repo = _repository(location)
         files = sorted(list_files(repo))
-    except (MlflowException, requests.RequestException, OSError) as exc:
+    except (MlflowException, requests.RequestException, OSError, ValueError) as exc:
         _raise_common(exc, server, f"listing {redact(location)}")
         if _means_not_found(exc):
             files = []
@@ -633,7 +653,7 @@ def download_tree(
         local.parent.mkdir(parents=True, exist_ok=True)
         try:
             entry = download_and_hash(repo, path, local)
-        except (MlflowException, requests.RequestException, OSError) as exc:
+        except (MlflowException, requests.RequestException, OSError, ValueError) as exc:
             _download_error(exc, server, location, path)
         if listed_size is not None and entry.size != listed_size:
             # A transfer cut short without an error would otherwise look like a changed file.
