@@ -302,3 +302,33 @@ def test_seed_readme_config_parses() -> None:
     assert config.tracking_server_2.model == "Sklearn_Wine_Imported"
     assert config.tracking_server_2.native_model == "model.pkl"
     assert config.tracking_server_1.version_or_stage == "staging"
+
+
+def test_file_names_with_spaces_and_unicode(
+    mlflow_server: MlflowServer, mlflow_server_2: MlflowServer, tmp_path: Path
+) -> None:
+    """Names with spaces, accents, CJK and URL-special characters are fetched, compared and named:
+    an intact copy is equal, a change to one of them is found under its own name."""
+    files = {"weights/données 1.bin": b"abc", "a+b=c.txt": b"plus", "sp ace/x y.txt": b"q",
+             "日本/語.bin": b"jp", "semi;colon,comma.txt": b"s"}  # fmt: skip
+    original = models.log_directory_flavor(mlflow_server.url, unique("unicode"), files=files)
+
+    def tamper(model: Path) -> None:
+        next(model.rglob("語.bin")).write_bytes(b"JP")
+
+    intact = models.copy_version(mlflow_server.url, original, mlflow_server_2.url, unique("unicode_copy"))
+    changed = models.copy_version(
+        mlflow_server.url, original, mlflow_server_2.url, unique("unicode_tampered"), tamper=tamper
+    )
+    for copy, expected_code in ((intact, 0), (changed, 1)):
+        config = write_config(tmp_path / "c.yaml", side(mlflow_server, original), side(mlflow_server_2, copy))
+        report_file = tmp_path / f"{copy.name}.json"
+        run = run_command(
+            "compare-model-versions", "--config-file", str(config), "--report-file", str(report_file)
+        )
+        assert run.exit_code == expected_code, run.stderr
+        report = load_valid_report(report_file)
+        section = report["Run_Model_Comparison"]
+        assert section["tracking_server_1"]["files"] == section["tracking_server_2"]["files"] >= len(files)
+        differences = [(d["path"], d["kind"]) for d in section["differences"]]
+        assert differences == ([] if expected_code == 0 else [("artifacts/net/日本/語.bin", "changed")])
