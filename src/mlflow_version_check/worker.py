@@ -34,7 +34,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 
 from .errors import (
     AliasNotFound,
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.store.artifact.artifact_repo import ArtifactRepository
+    from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
 
 STAGES = {"none": "None", "staging": "Staging", "production": "Production", "archived": "Archived"}
 DOWNLOAD_THREADS = 8
@@ -577,17 +578,32 @@ def _download_error(exc: BaseException, server: Server, location: str, path: str
     ) from exc
 
 
+def _streams_sequentially(repo: ArtifactRepository) -> TypeGuard[HttpArtifactRepository]:
+    """Whether MLflow downloads this repository's files as one sequential HTTP stream each.
+
+    True for plain http(s) stores, and for mlflow-artifacts: through a tracking server unless the
+    server offers multipart downloads (presigned URLs to cloud storage, fetched in parallel ranges):
+    the same choice MlflowArtifactsRepository._download_file makes.
+    """
+    from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
+    from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
+
+    if type(repo) is HttpArtifactRepository:
+        return True
+    if type(repo) is MlflowArtifactsRepository:
+        return not repo._is_multipart_download_enabled()  # type: ignore[no-untyped-call]
+    return False
+
+
 def download_and_hash(repo: ArtifactRepository, path: str, local: Path) -> FileEntry:
     """Download one file of the model and return its size and SHA-256.
 
-    MLflow's HTTP repository (mlflow-artifacts: through a tracking server, plain http(s) stores)
-    writes each file as one sequential stream: hashing the same chunks as they are written overlaps
-    the hash with the transfer and gives exactly the bytes on disk. Other repositories may write a
-    file in parallel ranges or through a temporary file, so their files are hashed once complete.
+    Where MLflow writes a file as one sequential stream, hashing the same chunks as they are written
+    overlaps the hash with the transfer and gives exactly the bytes on disk. Other repositories may
+    write a file in parallel ranges or through a temporary file, so their files are hashed once
+    complete.
     """
-    from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
-
-    if type(repo) is not HttpArtifactRepository:
+    if not _streams_sequentially(repo):
         repo._download_file(path, str(local))  # type: ignore[no-untyped-call]
         return hash_file(local)
     from mlflow.utils.request_utils import augmented_raise_for_status
