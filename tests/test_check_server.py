@@ -362,3 +362,19 @@ def test_alias_that_looks_like_a_number(mlflow_server: MlflowServer, tmp_path: P
     by_number = check_model_version(name, "1", tracking_uri=mlflow_server.url)
     assert (by_alias.version.version, by_alias.version.resolved_by) == (second.version, "alias")
     assert (by_number.version.version, by_number.version.resolved_by) == ("1", "version")
+
+
+def test_hashing_during_the_transfer_only_where_mlflow_writes_one_stream(
+    mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash is taken from the written chunks only where MLflow itself would write a file as one
+    sequential stream: a tracking server without multipart downloads. With multipart downloads
+    (parallel ranges) or a local store, files are hashed after they are complete."""
+    from mlflow_version_check import worker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    served = "mlflow-artifacts:/0/any/artifacts/model"
+    assert worker._streams_sequentially(worker._repository(served))
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "true")
+    assert not worker._streams_sequentially(worker._repository(served))
+    assert not worker._streams_sequentially(worker._repository(tmp_path.as_uri()))
