@@ -146,6 +146,11 @@ class Inspection:
     # The versions as the workers reported them (what an error report keeps).
     raw_versions: dict[str, dict[str, Any]]
 
+    def timings_with(self, compare_started: float, started: float) -> dict[str, float]:
+        """These timings plus the comparison's and the run's total, as of now (monotonic clock)."""
+        now = time.monotonic()
+        return {**self.timings, "compare_seconds": now - compare_started, "total_seconds": now - started}
+
 
 def plan_downloads(
     located: Mapping[str, Any], keys: list[str], roles: list[str]
@@ -394,9 +399,7 @@ def check_model_version(
         except VersionCheckError as exc:
             exc.partial.setdefault("versions", {"version": inspection.raw_versions["version"]})
             raise
-        timings = dict(inspection.timings)
-        timings["compare_seconds"] = time.monotonic() - compare_started
-        timings["total_seconds"] = time.monotonic() - started
+        timings = inspection.timings_with(compare_started, started)
         return CheckResult(
             version=version,
             run_model=pair.left,
@@ -489,9 +492,7 @@ def compare_model_versions(
         except VersionCheckError as exc:
             exc.partial.setdefault("versions", inspection.raw_versions)
             raise
-        timings = dict(inspection.timings)
-        timings["compare_seconds"] = time.monotonic() - compare_started
-        timings["total_seconds"] = time.monotonic() - started
+        timings = inspection.timings_with(compare_started, started)
         return CompareResult(
             versions=(inspection.versions[SERVER_KEYS[0]], inspection.versions[SERVER_KEYS[1]]),
             comparisons=comparisons,
