@@ -15,6 +15,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import write_results  # noqa: E402 - after the path is set
+
 BASE_IMAGE = os.environ.get("BASE_IMAGE_TAG", "mvc-base:bookworm")
 TAG = "mlflow-version-check:bench"
 
@@ -42,9 +46,7 @@ def main() -> int:
         "image_mb": round(size / 1e6, 1),
         "base_image_mb": round(base_size / 1e6, 1),
     }
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "container.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results("container", results)
     print(json.dumps(results, indent=2))
     return 0
 

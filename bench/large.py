@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from tests import models  # noqa: E402
 from tests.servers import MlflowServer  # noqa: E402
 
-from bench.run import FLOOR  # noqa: E402 - after the path is set
+from bench import write_results  # noqa: E402 - after the path is set
+from bench.run import FLOOR  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MIB = 1024 * 1024
@@ -188,9 +189,7 @@ def main() -> int:
                 "runs": runs,
             }
             print(json.dumps({name: results[name]}, indent=1), flush=True)
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "large.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results("large", results)
     return 0
 
 

@@ -23,8 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import models  # noqa: E402 - after the path is set
+from tests import models  # noqa: E402
 from tests.servers import MlflowServer  # noqa: E402
+
+from bench import write_results  # noqa: E402 - after the path is set
 
 BIN = Path(sys.executable).parent
 REPEATS = 10
@@ -127,9 +129,7 @@ def main() -> int:
         )
         results["small_check"] = {"check": check, "floor": floor}
     results["large"] = large_compare()
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results("results", results)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -15,8 +15,9 @@ import secrets
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 SERVICE = "/twirp/github.actions.results.api.v1.ArtifactService/"
 
@@ -41,18 +42,17 @@ class StoredArtifact:
 
 
 @dataclass
-class ArtifactServiceDouble:
+class ArtifactServiceDouble(LoopbackServer):
     token: str = field(default_factory=make_token)
     fail_first: int = 0  # answer 503 to this many requests before serving
     camel_case: bool = True
     artifacts: dict[str, StoredArtifact] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        # As the runner's ACTIONS_RESULTS_URL: with a trailing slash.
+        return f"{super().url}/"
 
     def __enter__(self) -> ArtifactServiceDouble:
         double = self
@@ -154,13 +154,5 @@ class ArtifactServiceDouble:
                         # A single Put Blob: act silently drops it; this double refuses it.
                         self._answer(400, {"msg": "use blocks"})
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serve(Handler)
         return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()

@@ -45,9 +45,10 @@ import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import LoopbackServer
 
 TRACKING_ROOT = "/databricks/mlflow-tracking"
 REGISTRY_ROOT = "/databricks/mlflow-registry"
@@ -61,7 +62,7 @@ class ApiError(Exception):
 
 
 @dataclass
-class WorkspaceDouble:
+class WorkspaceDouble(LoopbackServer):
     """One workspace. `tokens` are valid PATs; `oauth_clients` maps client id -> secret."""
 
     tokens: set[str] = field(default_factory=lambda: {f"dapi{secrets.token_hex(16)}"})
@@ -74,15 +75,9 @@ class WorkspaceDouble:
     requests: list[str] = field(default_factory=list)
     _issued: set[str] = field(default_factory=set)
     _download_urls: dict[str, str] = field(default_factory=dict)
-    _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- back door for tests -------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def token(self) -> str:
@@ -228,16 +223,8 @@ class WorkspaceDouble:
 
             do_GET = do_POST = do_HEAD = do_PUT = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serve(Handler)
         return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
     # -- routing -------------------------------------------------------------------------------
 

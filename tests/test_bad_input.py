@@ -140,8 +140,9 @@ class Context:
         model: models.Registered = self.request.getfixturevalue("matrix_model")
         return model
 
-    @property
-    def workspace(self) -> WorkspaceDouble:
+    def workspace_with_profiles(self) -> WorkspaceDouble:
+        """The workspace double, and the sandbox's .databrickscfg with profiles ws (valid), wrong,
+        wrong-oauth (refused credentials) and dead (a port that refuses connections)."""
         workspace: WorkspaceDouble = self.request.getfixturevalue("matrix_workspace")
         (self.sandbox.home / ".databrickscfg").write_text(
             f"[ws]\nhost = {workspace.url}\ntoken = {workspace.token}\n\n"
@@ -374,27 +375,27 @@ def _first_side_kept(outcome: Outcome, ctx: Context) -> None:
     assert outcome.report["Model_Versions"]["tracking_server_2"] is None
 
 
-def _uc_alias(ctx: Context) -> Invocation:
-    workspace = ctx.workspace
-    run_id = workspace.create_run("43")
-    workspace.put_files(
-        workspace.run_path(run_id, "model"),
-        {"MLmodel": yaml.safe_dump(DBX_MLMODEL).encode(), "model.pkl": b"pickle"},
-    )
-    name = f"main.ml.{unique('matrix')}"
-    workspace.register_uc(name, run_id, aliases=("champion",))
-    return ctx.check("--model", name, "--version-or-stage", "@nope", tracking_uri="databricks://ws")
-
-
-def _seeded_workspace(ctx: Context, profile: str) -> Invocation:
-    workspace = ctx.workspace
+def _run_with_model(workspace: WorkspaceDouble) -> str:
+    """A run in the workspace double with a small model under `model/`; returns the run id."""
     run_id = workspace.create_run("42")
     workspace.put_files(
         workspace.run_path(run_id, "model"),
         {"MLmodel": yaml.safe_dump(DBX_MLMODEL).encode(), "model.pkl": b"pickle"},
     )
+    return run_id
+
+
+def _uc_alias(ctx: Context) -> Invocation:
+    workspace = ctx.workspace_with_profiles()
+    name = f"main.ml.{unique('matrix')}"
+    workspace.register_uc(name, _run_with_model(workspace), aliases=("champion",))
+    return ctx.check("--model", name, "--version-or-stage", "@nope", tracking_uri="databricks://ws")
+
+
+def _seeded_workspace(ctx: Context, profile: str) -> Invocation:
+    workspace = ctx.workspace_with_profiles()
     name = unique("Matrix_Wine")
-    version = workspace.register(name, run_id, stage="Production")
+    version = workspace.register(name, _run_with_model(workspace), stage="Production")
     return ctx.check("--model", name, "--version-or-stage", version, tracking_uri=f"databricks://{profile}")
 
 
@@ -402,7 +403,7 @@ def _on_workspace(*args: str, profile: str = "ws", env: dict[str, str] | None = 
     """check against the workspace double through a profile of the sandbox's .databrickscfg."""
 
     def build(ctx: Context) -> Invocation:
-        ctx.workspace  # noqa: B018 - starts the double and writes the profiles
+        ctx.workspace_with_profiles()
         invocation = ctx.check(*args, tracking_uri=f"databricks://{profile}")
         invocation.env.update(env or {})
         return invocation

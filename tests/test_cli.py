@@ -28,45 +28,36 @@ CHECK_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("program", "args"),
-    [
-        pytest.param("check-model-version", ["--help"], id="check-model-version"),
-        pytest.param("mlflow-version-check", ["check", "--help"], id="mlflow-version-check-check"),
-    ],
-)
-def test_help_lists_every_option(program: str, args: list[str]) -> None:
-    """--help works for both console scripts and lists every documented option."""
-    run = run_command(program, *args)
-    assert run.exit_code == 0, run.stderr
-    for option in CHECK_OPTIONS:
-        assert option in run.stdout, option
-    assert "Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check" in " ".join(
-        run.stdout.split()
-    )
-
-
 COMPARE_OPTIONS = [
     "--config-file", "--download-dir", "--report-file", "--junit-file", "--compare-run-models",
     "--compare-reg-models",
     "--strict", "--native-model", "--timeout", "--retries", "--verbose",
 ]  # fmt: skip
+CHECK_EXIT_CODES = "Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check"
+COMPARE_EXIT_CODES = "Exit codes: 0 equal, 1 different"
 
 
 @pytest.mark.parametrize(
-    ("program", "args"),
+    ("program", "args", "options", "exit_codes"),
     [
-        pytest.param("compare-model-versions", ["--help"], id="compare-model-versions"),
-        pytest.param("mlflow-version-check", ["compare", "--help"], id="mlflow-version-check-compare"),
+        pytest.param("check-model-version", ["--help"], CHECK_OPTIONS, CHECK_EXIT_CODES,
+                     id="check-model-version"),
+        pytest.param("mlflow-version-check", ["check", "--help"], CHECK_OPTIONS, CHECK_EXIT_CODES,
+                     id="mlflow-version-check-check"),
+        pytest.param("compare-model-versions", ["--help"], COMPARE_OPTIONS, COMPARE_EXIT_CODES,
+                     id="compare-model-versions"),
+        pytest.param("mlflow-version-check", ["compare", "--help"], COMPARE_OPTIONS, COMPARE_EXIT_CODES,
+                     id="mlflow-version-check-compare"),
     ],
-)
-def test_compare_help_lists_every_option(program: str, args: list[str]) -> None:
-    """--help of both compare commands lists the seed's options and the added ones."""
+)  # fmt: skip
+def test_help_lists_every_option(program: str, args: list[str], options: list[str], exit_codes: str) -> None:
+    """--help of every command (seed scripts and sub-commands) lists every documented option and the
+    exit codes."""
     run = run_command(program, *args)
     assert run.exit_code == 0, run.stderr
-    for option in COMPARE_OPTIONS:
+    for option in options:
         assert option in run.stdout, option
-    assert "Exit codes: 0 equal, 1 different" in " ".join(run.stdout.split())
+    assert exit_codes in " ".join(run.stdout.split())
 
 
 def test_top_level_help_lists_commands() -> None:

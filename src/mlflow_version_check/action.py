@@ -297,13 +297,12 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
     with private_credentials(inputs, env):
         exit_code = cli_main(arguments)
     report = _load(report_file)
+    results = [report_file, *([junit_file] if junit_file else [])]
     shown_path = _relative(report_file, workspace)
     artifact_id: str = ""
     problem: str | None = "disabled (upload-artifact: false)"
     if upload_artifact and report is not None:
-        artifact_id, problem = upload(
-            [report_file, *([junit_file] if junit_file else [])], inputs["artifact-name"], env
-        )
+        artifact_id, problem = upload(results, inputs["artifact-name"], env)
     if problem and upload_artifact:
         if problem.startswith("skipped"):
             print(f"artifact upload {problem}")
@@ -318,7 +317,7 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
             github.append_summary(summary_path, markdown_summary(report, shown_path, artifact_id, problem))
     _finish_outputs(env, outputs_of(report, exit_code, shown_path if report else "", artifact_id))
     download_dir = [Path(inputs["download-dir"])] if inputs["download-dir"] else []
-    chown_like_workspace([report_file, *([junit_file] if junit_file else []), *download_dir], workspace)
+    chown_like_workspace([*results, *download_dir], workspace)
     if exit_code == EXIT_DIFFERENT and not fail_on_difference:
         print("fail-on-difference is false: the difference is reported, the step passes (passed=false)")
         return EXIT_EQUAL
