@@ -31,6 +31,7 @@ class Fault:
     status: int = 500
     times: int = -1  # how many matching requests get the fault; -1: all
     rewrite: Callable[[Any], Any] | None = None
+    message: str | None = None  # the error message of a "status" answer (default: "injected <status>")
 
 
 @dataclass
@@ -80,7 +81,7 @@ class FaultProxy(LoopbackServer):
                     # The error codes MLflow and Databricks servers put in such answers.
                     code = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
                             503: "TEMPORARILY_UNAVAILABLE"}.get(fault.status, "INTERNAL_ERROR")  # fmt: skip
-                    payload = {"error_code": code, "message": f"injected {fault.status}"}
+                    payload = {"error_code": code, "message": fault.message or f"injected {fault.status}"}
                     self._reply(fault.status, json.dumps(payload).encode())
                     return
                 if fault is not None and fault.kind == "text-status":

@@ -288,3 +288,54 @@ def test_container_databricks_inputs_without_leaks(image: str, tmp_path: Path) -
             visible = "\n".join(line for line in text.splitlines() if not line.startswith("::add-mask::"))
             assert secret not in visible, f"secret found in {where}"
     assert "::add-mask::" + ws1.token in check_log, "the token was masked before use"
+
+
+def test_docker_stop_ends_a_hung_run_cleanly(image: str, tmp_path: Path) -> None:
+    """The entrypoint is PID 1: `docker stop` (SIGTERM) ends a run hung on a silent server within
+    the grace period, with exit 143 (not 137, a SIGKILL), an error report and passed=false."""
+    from tests.test_interrupts import SilentServer
+
+    workspace = tmp_path / "workspace"
+    commands = tmp_path / "commands"
+    workspace.mkdir()
+    commands.mkdir()
+    (commands / "output").write_text("")
+    (commands / "summary").write_text("")
+    name = f"mvc-stop-{os.getpid()}-{next(_names)}"
+    with SilentServer() as silent:
+        subprocess.run(
+            ["docker", "run", "--detach", "--name", name, "--network", "host",
+             "-v", f"{workspace}:/github/workspace", "-v", f"{commands}:/github/file_commands",
+             "-w", "/github/workspace", "-e", "GITHUB_ACTIONS=true",
+             "-e", "GITHUB_WORKSPACE=/github/workspace",
+             "-e", "GITHUB_OUTPUT=/github/file_commands/output",
+             "-e", "GITHUB_STEP_SUMMARY=/github/file_commands/summary",
+             "-e", "INPUT_MODEL=m", "-e", "INPUT_VERSION-OR-STAGE=1",
+             "-e", f"INPUT_TRACKING-URI={silent.url}",
+             image],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        try:
+            assert silent.accepted.wait(120), "the run never reached the server"
+            subprocess.run(
+                ["docker", "stop", "--time", "30", name], check=True, capture_output=True, timeout=90
+            )
+            state = subprocess.run(
+                ["docker", "inspect", "--format", "{{.State.ExitCode}}", name],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            log = subprocess.run(
+                ["docker", "logs", name], capture_output=True, text=True, timeout=30, check=False
+            )
+        finally:
+            subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False, timeout=60)
+    assert state.stdout.strip() == "143", log.stdout + log.stderr
+    assert "interrupted by SIGTERM" in log.stdout + log.stderr
+    outputs = parse_outputs((commands / "output").read_text())
+    assert outputs["passed"] == "false"
+    report = json.loads((workspace / "mlflow-version-check-report.json").read_text())
+    jsonschema.validate(report, load_schema(), cls=jsonschema.Draft202012Validator)
+    assert report["status"] == "error" and report["error"]["type"] == "Interrupted"

@@ -11,17 +11,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from . import databricks, github
-from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE, UsageProblem
+from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE, Interrupted, UsageProblem
 from .redact import redact
+from .untrusted import escape_controls, safe_line
 
 DEFAULTS: dict[str, str] = {
     "command": "check",
@@ -159,7 +161,9 @@ def private_credentials(
                 environ[key] = value
 
 
-def cli_arguments(inputs: Mapping[str, str], report_file: Path, junit_file: Path | None = None) -> list[str]:
+def cli_arguments(
+    inputs: Mapping[str, str], report_file: Path, junit_file: Path | None = None, run_nonce: str = ""
+) -> list[str]:
     """The CLI invocation that the inputs describe."""
     command = inputs["command"].strip().lower()
     if command == "check":
@@ -187,6 +191,8 @@ def cli_arguments(inputs: Mapping[str, str], report_file: Path, junit_file: Path
             arguments += [f"--{name}", inputs[name]]
     if junit_file is not None:
         arguments += ["--junit-file", str(junit_file)]
+    if run_nonce:
+        arguments += ["--run-nonce", run_nonce]
     return [*arguments, "--report-file", str(report_file)]
 
 
@@ -197,8 +203,10 @@ def outputs_of(
         return "" if value is None else str(bool(value)).lower()
 
     summary = (report or {}).get("Comparison_Summary") or {}
+    # Passed only with this run's own report saying so: an exit code alone is no verdict.
+    passed = exit_code == EXIT_EQUAL and report is not None and report.get("status") == "passed"
     return {
-        "passed": flag(exit_code == EXIT_EQUAL),
+        "passed": flag(passed),
         "equals": flag((report or {}).get("equals")),
         "run-model-equals": flag(summary.get("run_model")),
         "reg-model-equals": flag(summary.get("reg_model")),
@@ -212,7 +220,7 @@ def annotate(report: Mapping[str, Any] | None) -> None:
     if not report:
         return
     if report.get("status") == "error" and report.get("error"):
-        github.command("error", report["error"]["message"], title="mlflow-version-check")
+        github.command("error", escape_controls(report["error"]["message"]), title="mlflow-version-check")
         return
     sections = {"Comparison": "check"} | {
         "Run_Model_Comparison": "run models",
@@ -223,12 +231,14 @@ def annotate(report: Mapping[str, Any] | None) -> None:
         for difference in section.get("differences", [])[:10]:
             github.command(
                 "error",
-                f"{label} differ: {difference['path']} ({difference['kind']})",
+                escape_controls(f"{label} differ: {difference['path']} ({difference['kind']})"),
                 title="mlflow-version-check",
             )
         integrity = section.get("integrity") if key == "Comparison" and section.get("same_location") else None
         for problem in (integrity or {}).get("problems", []):
-            github.command("error", f"model incomplete: {problem}", title="mlflow-version-check")
+            github.command(
+                "error", escape_controls(f"model incomplete: {problem}"), title="mlflow-version-check"
+            )
 
 
 def chown_like_workspace(paths: list[Path], workspace: Path) -> None:
@@ -268,9 +278,21 @@ def upload(files: list[Path], name: str, environ: Mapping[str, str]) -> tuple[st
 
 def main(environ: MutableMapping[str, str] | None = None) -> int:
     """Run the action; return the process exit code."""
+    from .cli import interruptible
+
     env = os.environ if environ is None else environ
+    try:
+        with interruptible():
+            return _run(env)
+    except Interrupted as exc:  # outside the CLI's own run (which reports it itself)
+        sys.stderr.write(f"error: {safe_line(redact(exc.message))}\n")
+        return exc.exit_code
+
+
+def _run(env: MutableMapping[str, str]) -> int:
     inputs = read_inputs(env)
-    if github.on_github(env):
+    on_github = github.on_github(env)
+    if on_github:
         # Before anything else is printed: a secret must never reach the log unmasked.
         github.add_masks(secrets_of(inputs))
     workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
@@ -278,16 +300,18 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
     if not report_file.is_absolute():
         report_file = workspace / report_file
     junit_file = workspace / inputs["junit-file"] if inputs["junit-file"] else None
+    # Written into this run's report and JUnit file: a file without it is an earlier run's.
+    run_nonce = secrets.token_hex(16)
     try:
         fail_on_difference = boolean(inputs, "fail-on-difference")
         upload_artifact = boolean(inputs, "upload-artifact")
-        arguments = cli_arguments(inputs, report_file, junit_file)
+        arguments = cli_arguments(inputs, report_file, junit_file, run_nonce)
         refuse_ambient_overrides(inputs, env)
     except ActionInputError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        if github.on_github(env):
-            github.command("error", str(exc), title="mlflow-version-check")
-        written = _write_input_error_report(exc, inputs, report_file)
+        sys.stderr.write(f"error: {safe_line(redact(exc.message))}\n")
+        if on_github:
+            github.command("error", escape_controls(redact(exc.message)), title="mlflow-version-check")
+        written = _write_input_error_report(exc, inputs, report_file, run_nonce)
         shown = _relative(report_file, workspace) if written else ""
         _finish_outputs(env, outputs_of(None, EXIT_USAGE, shown, ""))
         return EXIT_USAGE
@@ -295,14 +319,36 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
     from .cli import main as cli_main
 
     with private_credentials(inputs, env):
-        exit_code = cli_main(arguments)
-    report = _load(report_file)
-    results = [report_file, *([junit_file] if junit_file else [])]
-    shown_path = _relative(report_file, workspace)
+        exit_code = run_fenced(cli_main, arguments) if on_github else cli_main(arguments)
+    report = own_report(report_file, run_nonce)
+    results = [report_file]
+    if junit_file is not None and junit_is_own(junit_file, run_nonce):
+        results.append(junit_file)
+    _publish(env, inputs, report, exit_code, results, _relative(report_file, workspace), upload_artifact)
+    download_dir = [Path(inputs["download-dir"])] if inputs["download-dir"] else []
+    chown_like_workspace([*results, *download_dir], workspace)
+    if exit_code == EXIT_DIFFERENT and report is not None and not fail_on_difference:
+        print("fail-on-difference is false: the difference is reported, the step passes (passed=false)")
+        return EXIT_EQUAL
+    return exit_code
+
+
+def _publish(
+    env: Mapping[str, str],
+    inputs: Mapping[str, str],
+    report: dict[str, Any] | None,
+    exit_code: int,
+    results: list[Path],
+    shown_path: str,
+    upload_artifact: bool,
+) -> None:
+    """Artifact, annotations, job summary and outputs of a run (report None: it wrote none)."""
     artifact_id: str = ""
     problem: str | None = "disabled (upload-artifact: false)"
-    if upload_artifact and report is not None:
-        artifact_id, problem = upload(results, inputs["artifact-name"], env)
+    if upload_artifact:
+        problem = "skipped: this run wrote no report"
+        if report is not None:
+            artifact_id, problem = upload(results, inputs["artifact-name"], env)
     if problem and upload_artifact:
         if problem.startswith("skipped"):
             print(f"artifact upload {problem}")
@@ -316,23 +362,61 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
 
             github.append_summary(summary_path, markdown_summary(report, shown_path, artifact_id, problem))
     _finish_outputs(env, outputs_of(report, exit_code, shown_path if report else "", artifact_id))
-    download_dir = [Path(inputs["download-dir"])] if inputs["download-dir"] else []
-    chown_like_workspace([*results, *download_dir], workspace)
-    if exit_code == EXIT_DIFFERENT and not fail_on_difference:
-        print("fail-on-difference is false: the difference is reported, the step passes (passed=false)")
-        return EXIT_EQUAL
-    return exit_code
 
 
-def _write_input_error_report(error: ActionInputError, inputs: Mapping[str, str], path: Path) -> bool:
+def run_fenced(run: Callable[[list[str]], int], arguments: list[str]) -> int:
+    """Run the CLI between `::stop-commands::<token>` and `::<token>::`, its stderr into stdout.
+
+    While stopped, the runner processes no workflow command but the resume token, which nobody
+    else knows: nothing the CLI prints (model names, file names, server errors) can act as a
+    command, on top of the CLI's own neutralized output. Both streams go to stdout for the run:
+    the runner reads stdout and stderr through separate pipes, so a line on stderr could be
+    processed before the fence opened or after it closed.
+    """
+    token = secrets.token_hex(16)
+    sys.stderr.flush()
+    print(f"::stop-commands::{token}", flush=True)
+    try:
+        with contextlib.redirect_stderr(sys.stdout):
+            return run(arguments)
+    finally:
+        sys.stdout.flush()
+        print(f"::{token}::", flush=True)
+
+
+def own_report(path: Path, run_nonce: str) -> dict[str, Any] | None:
+    """The report at path if this run wrote it (its System.run_nonce), else None."""
+    report = _load(path)
+    if report is None or not isinstance(report.get("System"), dict):
+        return None
+    return report if report["System"].get("run_nonce") == run_nonce else None
+
+
+def junit_is_own(path: Path, run_nonce: str) -> bool:
+    """Whether the JUnit file at path carries this run's nonce (the suite property junit.py writes)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return f'<property name="run_nonce" value="{run_nonce}"' in text
+
+
+def _write_input_error_report(
+    error: ActionInputError, inputs: Mapping[str, str], path: Path, run_nonce: str
+) -> bool:
     """The error report of wrong inputs, so a later step that reads the report finds why (no secrets)."""
+    from .cli import refuse_special_target
+    from .errors import ReportPathError
     from .report import error_report, write_report
 
     command = "compare" if inputs["command"].strip().lower() == "compare" else "check"
     shown = {name: redact(value) for name, value in inputs.items() if name not in SECRET_INPUTS}
+    report = error_report(command, error, {"inputs": shown})
+    report["System"]["run_nonce"] = run_nonce
     try:
-        write_report(error_report(command, error, {"inputs": shown}), path)
-    except OSError:
+        refuse_special_target("report-file", path)
+        write_report(report, path)
+    except (OSError, ReportPathError):
         return False  # the report path itself may be the wrong input; the line above says why
     return True
 

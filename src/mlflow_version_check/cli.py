@@ -6,18 +6,30 @@ Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check (errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import stat
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
 
 from . import __version__
-from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE, ReportPathError, VersionCheckError
+from .errors import (
+    EXIT_DIFFERENT,
+    EXIT_EQUAL,
+    EXIT_USAGE,
+    Interrupted,
+    ReportPathError,
+    VersionCheckError,
+)
 from .redact import redact
+from .untrusted import safe_line, safe_text
 
 PROGRESS_AFTER_SECONDS = 2.0
 
@@ -108,6 +120,15 @@ RetriesOption = Annotated[
         "--retries", help="Retries of a failed HTTP request (429, 5xx, connection errors).", min=0, max=20
     ),
 ]
+RunNonceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-nonce",
+        help="Write this text into the report (System.run_nonce) and the JUnit file, so that the caller "
+        "can tell the report of this run from one an earlier run left at the same path.",
+        show_default=False,
+    ),
+]
 VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show MLflow's log and each step on stderr.")]
 ConfigFileOption = Annotated[
     str,
@@ -152,6 +173,7 @@ class Progress:
             f"downloading {who}{key[1]}: {event['files_done']}/{event['files_total']} files, "
             f"{event['bytes_done'] / 2**20:.1f}/{event['bytes_total'] / 2**20:.1f} MiB"
         )
+        text = safe_line(text)
         self.stream.write("\r" + text.ljust(78) if self.interactive else text + "\n")
         self.stream.flush()
         self.shown = True
@@ -163,13 +185,59 @@ class Progress:
 
 
 def _log(line: str) -> None:
-    sys.stderr.write(line + "\n")
+    sys.stderr.write(safe_line(redact(line)) + "\n")
 
 
 def fail(message: str) -> None:
-    """The one line on stderr for an expected failure."""
-    sys.stderr.write(f"error: {redact(message)}\n")
+    """The one line on stderr for an expected failure (secrets removed, no workflow command)."""
+    sys.stderr.write(f"error: {safe_line(redact(message))}\n")
     sys.stderr.flush()
+
+
+def _echo(text: str) -> None:
+    """Standard output, each line made safe: names and paths in it come from models and servers."""
+    typer.echo(safe_text(redact(text)))
+
+
+def refuse_special_target(option: str, path: Path) -> None:
+    """An existing target that is not a regular file is refused, never replaced.
+
+    The atomic write renames a new file over the target: as root that would turn /dev/null into a
+    regular file, and a FIFO or socket that another program reads would be silently swapped out.
+    A symlink is refused as well (it is not followed or replaced): the report would otherwise land
+    wherever the link points, or the link that someone placed on purpose would be lost.
+    """
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ReportPathError(
+            f"{option} {path} cannot be inspected: {exc.strerror or exc}. Fix: give a path in a "
+            "directory you can read and write."
+        ) from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise ReportPathError(
+            f"{option} {path} is a symlink (to {os.readlink(path)}); it is neither followed nor replaced. "
+            "Fix: give the path of a regular file (or of a file that does not exist yet)."
+        )
+    if stat.S_ISDIR(info.st_mode):
+        suffix = "json" if option == "--report-file" else "xml"
+        raise ReportPathError(
+            f"{option} {path} is a directory. Fix: give a file path, e.g. {path}/report.{suffix}."
+        )
+    if not stat.S_ISREG(info.st_mode):
+        kind = (
+            "a character device" if stat.S_ISCHR(info.st_mode)
+            else "a block device" if stat.S_ISBLK(info.st_mode)
+            else "a FIFO" if stat.S_ISFIFO(info.st_mode)
+            else "a socket" if stat.S_ISSOCK(info.st_mode)
+            else "not a regular file"
+        )  # fmt: skip
+        raise ReportPathError(
+            f"{option} {path} is {kind}, not a regular file; it is never replaced. Fix: give the path "
+            "of a regular file (or of a file that does not exist yet)."
+        )
 
 
 def check_output_paths(report_file: str | None, junit_file: str | None = None) -> None:
@@ -178,10 +246,7 @@ def check_output_paths(report_file: str | None, junit_file: str | None = None) -
         if not value:
             continue
         path = Path(value).expanduser()
-        if path.is_dir():
-            raise ReportPathError(
-                f"{option} {path} is a directory. Fix: give a file path, e.g. {path}/report.{option[2:7]}."
-            )
+        refuse_special_target(option, path)
         parent = path.parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
@@ -201,10 +266,15 @@ def _write(report: Mapping[str, Any], report_file: str | None, junit_file: str |
         if not path:
             continue
         try:
+            # Checked again at the write: the target may have been replaced since the start.
+            refuse_special_target(option, Path(path).expanduser())
             if option == "--report-file":
                 write_report(report, path)
             else:
                 write_text_atomically(junit_xml(report), path)
+        except ReportPathError as exc:
+            fail(exc.message)
+            return False
         except OSError as exc:
             fail(
                 f"writing {option} {path} failed: {exc.strerror or exc}. Fix: give a writable "
@@ -228,6 +298,7 @@ def run_check(
     timeout: float,
     retries: int,
     verbose: bool,
+    run_nonce: str | None = None,
 ) -> int:
     """Run a check and render it; return the exit code."""
     from .core import check_model_version, resolve_server_uris
@@ -270,11 +341,18 @@ def run_check(
     except VersionCheckError as exc:
         progress.finish()
         report = error_report("check", exc, options, {"version": (shown_tracking, shown_registry)})
-        return _failed(exc, report, report_file, junit_file)
+        return _failed(exc, _stamped(report, run_nonce), report_file, junit_file)
     progress.finish()
-    report = check_report(result, options)
+    report = _stamped(check_report(result, options), run_nonce)
     kept = result.download_dir if result.download_dir_kept else None
-    return _finished(report, check_summary(report), report_file, junit_file, kept)
+    return _finished(report, check_summary, report_file, junit_file, kept)
+
+
+def _stamped(report: dict[str, Any], run_nonce: str | None) -> dict[str, Any]:
+    """The report with this run's nonce (when given) and every string's secrets removed."""
+    if run_nonce:
+        report["System"]["run_nonce"] = run_nonce
+    return report
 
 
 def _failed(
@@ -289,21 +367,21 @@ def _failed(
 
 def _finished(
     report: Mapping[str, Any],
-    summary: str,
+    summarize: Callable[[Mapping[str, Any]], str],
     report_file: str | None,
     junit_file: str | None,
     kept_downloads: str | None,
 ) -> int:
     """A run that reached a verdict: summary on stdout, the report, the exit code of the verdict."""
-    typer.echo(summary)
+    _echo(summarize(report))
     if not _write(report, report_file, junit_file):
         return EXIT_USAGE
     if report_file:
-        typer.echo(f"report: {report_file}")
+        _echo(f"report: {report_file}")
     if junit_file:
-        typer.echo(f"junit: {junit_file}")
+        _echo(f"junit: {junit_file}")
     if kept_downloads:
-        typer.echo(f"downloads: {kept_downloads}")
+        _echo(f"downloads: {kept_downloads}")
     return EXIT_EQUAL if report["equals"] else EXIT_DIFFERENT
 
 
@@ -320,6 +398,7 @@ def run_compare(
     timeout: float,
     retries: int,
     verbose: bool,
+    run_nonce: str | None = None,
 ) -> int:
     """Run a compare and render it; return the exit code."""
     from .config import load_config
@@ -369,11 +448,12 @@ def run_compare(
         )
     except VersionCheckError as exc:
         progress.finish()
-        return _failed(exc, error_report("compare", exc, options, servers), report_file, junit_file)
+        report = error_report("compare", exc, options, servers)
+        return _failed(exc, _stamped(report, run_nonce), report_file, junit_file)
     progress.finish()
-    report = compare_report(result, options)
+    report = _stamped(compare_report(result, options), run_nonce)
     kept = result.download_dir if result.download_dir_kept else None
-    return _finished(report, compare_summary(report), report_file, junit_file, kept)
+    return _finished(report, compare_summary, report_file, junit_file, kept)
 
 
 def check_command(
@@ -389,6 +469,7 @@ def check_command(
     timeout: TimeoutOption = 30.0,
     retries: RetriesOption = 2,
     verbose: VerboseOption = False,
+    run_nonce: RunNonceOption = None,
     version: VersionFlag = False,
 ) -> int:
     """Check that a model version's run model is identical to the registry's cached copy.
@@ -408,6 +489,7 @@ def check_command(
         timeout=timeout,
         retries=retries,
         verbose=verbose,
+        run_nonce=run_nonce,
     )
 
 
@@ -423,6 +505,7 @@ def compare_command(
     timeout: TimeoutOption = 30.0,
     retries: RetriesOption = 2,
     verbose: VerboseOption = False,
+    run_nonce: RunNonceOption = None,
     version: VersionFlag = False,
 ) -> int:
     """Compare two model versions, on the same or two tracking servers: the run models with each
@@ -442,6 +525,7 @@ def compare_command(
         timeout=timeout,
         retries=retries,
         verbose=verbose,
+        run_nonce=run_nonce,
     )
 
 
@@ -479,21 +563,53 @@ compare_app = _typer("compare-model-versions")
 compare_app.command()(compare_command)
 
 
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into `Interrupted`, raised once in the main thread.
+
+    The exception unwinds through the core's cleanup (workers killed, temporary downloads and the
+    private Databricks config removed) to the command, which writes the error report. Further
+    signals are ignored until then, so a second Ctrl-C or a repeated SIGTERM cannot cut the cleanup
+    short; SIGKILL still can (the workers then stop on their own when they see their parent gone).
+    As PID 1 in a container, a process gets no default action for SIGTERM: this handler is what
+    lets `docker stop` end the run within its grace period.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set in the main thread (e.g. not in a notebook's worker)
+        return
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in handled}
+
+    def handler(number: int, frame: object) -> None:
+        for other in handled:
+            signal.signal(other, signal.SIG_IGN)
+        raise Interrupted(number, signal.Signals(number).name)
+
+    for number in handled:
+        signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, action in previous.items():
+            signal.signal(number, action)
+
+
 def run_app(application: typer.Typer, argv: Sequence[str] | None, prog_name: str) -> int:
     """Run a Typer app as a function: usage errors become one line and exit code 2."""
     command = typer.main.get_command(application)
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        outcome = command.main(args=arguments, prog_name=prog_name, standalone_mode=False)
+        with interruptible():
+            outcome = command.main(args=arguments, prog_name=prog_name, standalone_mode=False)
+    except Interrupted as exc:  # after the verdict was rendered, or before a command started
+        fail(exc.message)
+        return exc.exit_code
     except typer.TyperException as exc:
         message = exc.format_message().rstrip(".")
         fail(f"{message}. Fix: see '{prog_name} --help'.")
         return int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
     except typer.Abort:
-        fail("aborted")
-        return 130
-    except KeyboardInterrupt:
-        fail("interrupted")
+        fail("aborted. Fix: rerun the command.")
         return 130
     return outcome if isinstance(outcome, int) else EXIT_EQUAL
 

@@ -106,6 +106,19 @@ class WorkerCrashed(OperationFailed):
     """The worker process ended without an answer: an internal error of this tool."""
 
 
+class Interrupted(OperationFailed):
+    """The run was stopped by a signal (SIGINT, SIGTERM) before it reached a verdict."""
+
+    def __init__(self, signal_number: int, signal_name: str) -> None:
+        super().__init__(
+            f"interrupted by {signal_name} before a verdict: workers stopped, temporary downloads and "
+            "credential copies removed. Likely cause: the job was cancelled or timed out, or Ctrl-C. "
+            "Fix: rerun the check."
+        )
+        # The shell's convention, 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM.
+        self.exit_code = 128 + signal_number
+
+
 ERRORS_BY_NAME: dict[str, type[VersionCheckError]] = {
     cls.__name__: cls
     for cls in (
@@ -127,3 +140,4 @@ ERRORS_BY_NAME: dict[str, type[VersionCheckError]] = {
         WorkerCrashed,
     )
 }
+# Interrupted is raised in the parent only (a signal handler); a worker never reports it.

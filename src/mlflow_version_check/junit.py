@@ -3,7 +3,9 @@
 One test case per comparison: check has one (run model against registry copy), compare one per
 compared role (run models, registry models). A difference is a <failure> listing the files; a run that
 could not be done is one <error> with the report's error message. Built from the report itself, so the
-two never disagree and carry the same redactions.
+two never disagree and carry the same redactions. Every text from the report passes through
+untrusted.xml_text: control characters (which XML 1.0 forbids) are shown escaped, so the document
+stays well-formed whatever a model's file names hold, and no line can be read as a workflow command.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 from xml.etree import ElementTree
+
+from .untrusted import escape_controls, xml_text
 
 SUITE = "mlflow-version-check"
 LISTED_DIFFERENCES = 200  # the JSON report has all; a test view needs the first ones
@@ -36,10 +40,11 @@ def _failure_text(section: Mapping[str, Any]) -> tuple[str, str]:
     differences = section.get("differences") or []
     integrity = section.get("integrity") if section.get("same_location") else None
     problems = list((integrity or {}).get("problems") or [])
-    lines = [_difference_line(d) for d in differences[:LISTED_DIFFERENCES]]
+    # Each line escaped on its own: a line break inside a file name must not start a new line.
+    lines = [escape_controls(_difference_line(d)) for d in differences[:LISTED_DIFFERENCES]]
     if len(differences) > LISTED_DIFFERENCES:
         lines.append(f"... and {len(differences) - LISTED_DIFFERENCES} more in the JSON report")
-    lines += [f"model incomplete: {problem}" for problem in problems]
+    lines += [escape_controls(f"model incomplete: {problem}") for problem in problems]
     if differences:
         message = f"{len(differences)} file(s) differ"
     elif problems:
@@ -81,20 +86,25 @@ def junit_xml(report: Mapping[str, Any]) -> str:
         errors=str(errors), skipped="0", time=seconds, timestamp=report["System"]["time_utc"].rstrip("Z"),
     )  # fmt: skip
     properties = ElementTree.SubElement(suite, "properties")
-    for name in ("tool_version", "mlflow_version"):
-        ElementTree.SubElement(properties, "property", name=name, value=str(report["System"][name]))
+    for name in ("tool_version", "mlflow_version", "run_nonce"):
+        if name in report["System"]:
+            value = xml_text(report["System"][name])
+            ElementTree.SubElement(properties, "property", name=name, value=value)
     for name, section in cases:
         case = ElementTree.SubElement(
-            suite, "testcase", name=name, classname=f"{SUITE}.{command}", time=seconds
+            suite, "testcase", name=xml_text(name), classname=f"{SUITE}.{command}", time=seconds
         )
         if report["status"] == "error":
             error = report["error"]
-            element = ElementTree.SubElement(case, "error", message=error["message"], type=error["type"])
-            element.text = error["message"]
+            message, kind = xml_text(error["message"]), xml_text(error["type"])
+            element = ElementTree.SubElement(case, "error", message=message, type=kind)
+            element.text = message
         elif section is not None and not section.get("equals"):
             message, body = _failure_text(section)
-            element = ElementTree.SubElement(case, "failure", message=message, type="ModelDifference")
-            element.text = body
+            element = ElementTree.SubElement(
+                case, "failure", message=xml_text(message), type="ModelDifference"
+            )
+            element.text = xml_text(body)
     ElementTree.indent(suites)
     document = ElementTree.tostring(suites, encoding="unicode")
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{document}\n'

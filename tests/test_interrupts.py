@@ -1,0 +1,145 @@
+"""Interrupted runs: SIGTERM and SIGINT stop the workers, remove every temporary file and private
+credential copy, write an error report, print one line and exit with 128 + the signal's number."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, load_valid_report
+
+
+class SilentServer:
+    """A TEST DOUBLE of a server that accepts connections and never answers (a hung workspace)."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted = threading.Event()
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self._held.append(connection)
+            self.accepted.set()
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.socket.close()
+        for connection in self._held:
+            connection.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    with SilentServer() as server:
+        yield server
+
+
+def children_of(pid: int) -> set[int]:
+    """Every descendant process of pid (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "databricks"),
+    [
+        pytest.param(signal.SIGTERM, False, id="sigterm-tracking-server"),
+        pytest.param(signal.SIGINT, False, id="sigint-tracking-server"),
+        pytest.param(signal.SIGTERM, True, id="sigterm-databricks-profile"),
+    ],
+)
+def test_a_signal_ends_the_run_cleanly(
+    signal_number: int, databricks: bool, silent_server: SilentServer, tmp_path: Path
+) -> None:
+    """A check hung on a server that never answers, then a signal: one line, the documented exit
+    code, an error report and JUnit, workers gone, temporary downloads and credential copies removed."""
+    home, scratch = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    scratch.mkdir()
+    tracking_uri = silent_server.url
+    if databricks:
+        (home / ".databrickscfg").write_text(
+            f"[hang]\nhost = {silent_server.url}\ntoken = dapi0123456789abcdef0123456789abcdef\n"
+        )
+        tracking_uri = "databricks://hang"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "DATABRICKS_", "GITHUB_", "INPUT_"))
+    }
+    env.update(HOME=str(home), TMPDIR=str(scratch))
+    report_file, junit_file = tmp_path / "report.json", tmp_path / "junit.xml"
+    process = subprocess.Popen(
+        [str(BIN / "check-model-version"), "--model", "m", "--version-or-stage", "1",
+         "--tracking-uri", tracking_uri, "--timeout", "300", "--retries", "0",
+         "--report-file", str(report_file), "--junit-file", str(junit_file)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert silent_server.accepted.wait(60), "the worker never reached the server"
+        time.sleep(0.5)  # the worker is now blocked in its request
+        workers = children_of(process.pid)
+        assert workers, "no worker process"
+        assert any(scratch.iterdir()), "the run's temporary files exist while it runs"
+        process.send_signal(signal_number)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 128 + signal_number, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted by "), stderr
+    assert signal.Signals(signal_number).name in lines[0] and "Fix" in lines[0]
+    assert "Traceback" not in stdout + stderr
+    report = load_valid_report(report_file)
+    assert report["status"] == "error" and report["equals"] is None
+    assert report["error"]["type"] == "Interrupted"
+    assert report["error"]["exit_code"] == 128 + signal_number
+    assert "<error" in junit_file.read_text()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), "a worker outlived the interrupted run"
+    assert list(scratch.iterdir()) == [], "temporary downloads or credential copies were left behind"
+    assert json.loads(report_file.read_text())["status"] == "error"
