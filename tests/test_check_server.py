@@ -231,7 +231,7 @@ def test_download_dir_gets_a_fresh_subdirectory_each_run(
 def test_native_model_auto_reports_the_native_file(
     mlflow_server: MlflowServer, promoted: models.Registered, tmp_path: Path
 ) -> None:
-    """--native-model auto narrows to sklearn's pickled model; the seed's hash is that file's SHA-256."""
+    """--native-model auto compares MLmodel and the pickle; the seed's path and hash stay the pickle's."""
     import hashlib
 
     report_file = tmp_path / "check.json"
@@ -255,11 +255,18 @@ def test_native_model_auto_reports_the_native_file(
         )
         == 0
     )
-    run_model = load_valid_report(report_file)["Comparison"]["run_model"]
+    comparison = load_valid_report(report_file)["Comparison"]
+    run_model = comparison["run_model"]
     path = Path(run_model["local_path"]["path"])
     assert path.name == "model.pkl" and path.is_file()
     assert run_model["local_path"]["hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert run_model["files"] == 1
+    assert run_model["files"] == 2
+    assert comparison["native_model"] == {
+        "requested": "auto",
+        "run_model": ["MLmodel", "model.pkl"],
+        "reg_model": ["MLmodel", "model.pkl"],
+        "whole_model": None,
+    }
 
 
 def test_tracking_uri_from_environment(mlflow_server: MlflowServer, promoted: models.Registered) -> None:

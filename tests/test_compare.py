@@ -252,7 +252,7 @@ def test_config_from_standard_input(
 def test_native_model_auto_from_config(
     mlflow_server: MlflowServer, mlflow_server_2: MlflowServer, tmp_path: Path
 ) -> None:
-    """native_model: auto finds sklearn's pickled model on both sides; a change outside it is not compared."""
+    """native_model: auto compares MLmodel and the pickle (the seed's path and hash), not requirements.txt."""
     original = models.log_sklearn(mlflow_server.url, unique("native"))
     copy = models.copy_version(
         mlflow_server.url, original, mlflow_server_2.url, unique("native_copy"),
@@ -266,7 +266,12 @@ def test_native_model_auto_from_config(
     report_file = tmp_path / "r.json"
     assert compare_model_versions_main(["--config-file", str(config), "--report-file", str(report_file)]) == 0
     section = load_valid_report(report_file)["Run_Model_Comparison"]
-    assert section["native_model"] == {"tracking_server_1": ["model.pkl"], "tracking_server_2": ["model.pkl"]}
+    assert section["native_model"] == {
+        "tracking_server_1": ["MLmodel", "model.pkl"],
+        "tracking_server_2": ["MLmodel", "model.pkl"],
+        "whole_model": None,
+    }
+    assert {item["field"] for item in section["ignored"]} >= {"run_id", "utc_time_created"}
     assert Path(section["tracking_server_1"]["path"]).name == "model.pkl"
     assert section["tracking_server_1"]["hash"] == section["tracking_server_2"]["hash"]
     # Without narrowing the same pair differs in requirements.txt: proof the narrowing did the work.

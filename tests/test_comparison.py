@@ -168,11 +168,11 @@ def test_same_size_change_keeps_size_but_not_hash(trees: tuple[Path, Path]) -> N
 
 
 def test_signature_change_note_names_the_field(trees: tuple[Path, Path]) -> None:
-    """A semantic MLmodel difference says which top-level key differs."""
+    """A semantic MLmodel difference names the key that differs, down to the nested key."""
     left, right = trees
     _signature(right)
     (difference,) = compare_dirs(left, right).differences
-    assert difference.note == "MLmodel differs in: signature"
+    assert difference.note == "MLmodel differs in: signature.inputs"
 
 
 def _rewrite_identity(root: Path) -> None:
@@ -222,7 +222,7 @@ def test_identity_and_signature_change_together_is_different(trees: tuple[Path, 
     _signature(right)
     comparison = compare_dirs(left, right)
     assert not comparison.equals
-    assert comparison.differences[0].note == "MLmodel differs in: signature"
+    assert comparison.differences[0].note == "MLmodel differs in: signature.inputs"
 
 
 def test_unparseable_mlmodel_is_different(trees: tuple[Path, Path]) -> None:
@@ -303,11 +303,11 @@ def test_native_model_narrows_to_one_file(trees: tuple[Path, Path]) -> None:
     left, right = trees
     _change_nested(right)
     manifest_left, manifest_right = manifest_of_directory(left), manifest_of_directory(right)
-    narrowed_left, narrowed_right, left_paths, right_paths = narrow_both(
-        manifest_left, manifest_right, "auto", left_mlmodel=MLMODEL, right_mlmodel=MLMODEL
+    narrowed = narrow_both(
+        manifest_left, manifest_right, "model.pkl", left_mlmodel=MLMODEL, right_mlmodel=MLMODEL
     )
-    assert left_paths == right_paths == ("model.pkl",)
-    comparison = compare_trees(narrowed_left, narrowed_right)
+    assert narrowed.left_paths == narrowed.right_paths == ("model.pkl",)
+    comparison = compare_trees(narrowed.left, narrowed.right)
     assert comparison.equals
     assert comparison.left.hash == manifest_left["model.pkl"].sha256
 
@@ -316,14 +316,14 @@ def test_native_model_folder_catches_nested_change(trees: tuple[Path, Path]) -> 
     """A folder as native model still compares every file inside it."""
     left, right = trees
     _change_nested(right)
-    narrowed_left, narrowed_right, _, _ = narrow_both(
+    narrowed = narrow_both(
         manifest_of_directory(left),
         manifest_of_directory(right),
         "data/",
         left_mlmodel=None,
         right_mlmodel=None,
     )
-    comparison = compare_trees(narrowed_left, narrowed_right)
+    comparison = compare_trees(narrowed.left, narrowed.right)
     assert [d.path for d in comparison.differences] == ["data/weights/layer1.bin"]
 
 
@@ -345,14 +345,14 @@ def test_native_model_missing_on_one_side_is_a_difference(trees: tuple[Path, Pat
     """The native file missing from one copy is a difference, never an error or a pass."""
     left, right = trees
     (right / "model.pkl").unlink()
-    narrowed_left, narrowed_right, _, _ = narrow_both(
+    narrowed = narrow_both(
         manifest_of_directory(left),
         manifest_of_directory(right),
         "model.pkl",
         left_mlmodel=None,
         right_mlmodel=None,
     )
-    comparison = compare_trees(narrowed_left, narrowed_right)
+    comparison = compare_trees(narrowed.left, narrowed.right)
     assert [(d.path, d.kind) for d in comparison.differences] == [("model.pkl", "left_only")]
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+import posixpath
+import re
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import yaml
@@ -57,13 +60,18 @@ class TreeSummary:
     files: int
     bytes: int
     tree_sha256: str
-    # When narrowed to one file, its own SHA-256 (what the seed's report called `hash`).
+    # When the tree is one file, its own SHA-256 (what the seed's report called `hash`).
     single_file: str | None = None
     single_file_sha256: str | None = None
+    # When narrowed to a native model that is one file or folder: its path (the seed's
+    # `local_path.path`) and its digest (the file's SHA-256, or the folder's tree digest), even when
+    # the comparison covered more (MLmodel, code/). `equals` is the verdict, never this digest.
+    native_path: str | None = None
+    native_sha256: str | None = None
 
     @property
     def hash(self) -> str:
-        return self.single_file_sha256 or self.tree_sha256
+        return self.native_sha256 or self.single_file_sha256 or self.tree_sha256
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,15 @@ def summarize(manifest: Manifest) -> TreeSummary:
         tree_sha256=tree_digest(manifest.items()),
         single_file=single[0] if single else None,
         single_file_sha256=single[1].sha256 if single else None,
+    )
+
+
+def with_native(summary: TreeSummary, files: Manifest, native_path: str | None) -> TreeSummary:
+    """The summary with its native model file or folder and that path's own digest (see TreeSummary)."""
+    if native_path is None:
+        return summary
+    return replace(
+        summary, native_path=native_path, native_sha256=summarize(narrow(files, (native_path,))).hash
     )
 
 
@@ -130,14 +147,31 @@ def _compare_mlmodel(left_text: str | None, right_text: str | None) -> tuple[boo
         for key in MLMODEL_IDENTITY_FIELDS
         if left.get(key) != right.get(key)
     ]
-    differing = sorted(
-        key
-        for key in set(left) | set(right)
+    differing = [
+        path
+        for key in sorted(set(left) | set(right), key=str)
         if key not in MLMODEL_IDENTITY_FIELDS and left.get(key) != right.get(key)
-    )
+        for path in _differing_keys(left.get(key), right.get(key), str(key))
+    ]
     if differing:
-        return False, [], "MLmodel differs in: " + ", ".join(differing)
+        shown = differing[:MLMODEL_KEYS_SHOWN]
+        more = f" and {len(differing) - len(shown)} more" if len(differing) > len(shown) else ""
+        return False, [], "MLmodel differs in: " + ", ".join(shown) + more
     return True, ignored, ""
+
+
+MLMODEL_KEYS_SHOWN = 10
+
+
+def _differing_keys(left: Any, right: Any, prefix: str) -> Iterator[str]:
+    """Dotted paths of the values that differ, down to the deepest mapping both sides share (e.g.
+    flavors.python_function.loader_module), so that a note says what changed."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        for key in sorted(set(left) | set(right), key=str):
+            if left.get(key) != right.get(key):
+                yield from _differing_keys(left.get(key), right.get(key), f"{prefix}.{key}")
+    elif left != right:
+        yield prefix
 
 
 def without_registry_meta(manifest: Manifest) -> tuple[dict[str, FileEntry], bool]:
@@ -206,7 +240,8 @@ def compare_trees(
     )
 
 
-# Flavor configuration keys whose values name a file or folder of the model, most specific first.
+# Flavor configuration keys whose values name the native model (what the seed's `local_path` shows),
+# most specific first.
 NATIVE_MODEL_KEYS = (
     "pickled_model",
     "model_data",
@@ -218,22 +253,22 @@ NATIVE_MODEL_KEYS = (
 
 NativePaths = tuple[str, ...]
 
+AUTO = "auto"
+
 
 def native_model_paths(mlmodel_text: str | None) -> NativePaths:
     """Find the native model's files or folders from the flavor configuration.
 
     The model's own flavor comes first (python_function only describes how to load it). A custom
     python_model has no single native file: its pickled class, its artifacts and its code together
-    make the model, so all of them are returned (narrowing to the pickle alone would hide changed
-    weights).
+    make the model, so all of them are returned. This is what the report shows as the native model;
+    what `auto` compares is `loading_set`, which covers more.
     """
     mlmodel = parse_mlmodel(mlmodel_text)
     if mlmodel is None or not isinstance(mlmodel.get("flavors"), dict):
         return ()
     flavors: dict[str, Any] = mlmodel["flavors"]
-    ordered = [name for name in flavors if name != "python_function"] + (
-        ["python_function"] if "python_function" in flavors else []
-    )
+    ordered = [name for name in flavors if name != PYFUNC] + ([PYFUNC] if PYFUNC in flavors else [])
     for name in ordered:
         config = flavors[name]
         if not isinstance(config, dict):
@@ -249,16 +284,180 @@ def native_model_paths(mlmodel_text: str | None) -> NativePaths:
                 )
             if isinstance(config.get("code"), str):
                 paths.append(config["code"])
-            return tuple(path.strip("/") for path in paths if _is_relative(path))
+            return tuple(inside for path in paths if (inside := inside_model(path)) not in (None, "."))
         for key in NATIVE_MODEL_KEYS:
             value = config.get(key)
-            if isinstance(value, str) and _is_relative(value):
-                return (value.strip("/"),)
+            if isinstance(value, str) and (inside := inside_model(value)) not in (None, "."):
+                return (inside,)
     return ()
 
 
-def _is_relative(value: str) -> bool:
-    return bool(value.strip("/")) and not (value.startswith(("/", "\\")) or "://" in value)
+def inside_model(value: str) -> str | None:
+    """The normalised path, relative to the model root, that a configuration value names as MLflow
+    joins it to the root (`./model.pkl` and `model.pkl/` are `model.pkl`; `.` is the root), or None
+    when it points outside the model (absolute, a URI, `..`)."""
+    if not value or value.startswith(("/", "\\")) or _SCHEME.match(value):
+        return None
+    normal = posixpath.normpath(value)
+    if normal == ".." or normal.startswith("../"):
+        return None
+    return normal
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+PYFUNC = "python_function"
+
+# What each flavor's loader reads, from MLflow 3's mlflow.<flavor>.load_model and _load_pyfunc: the
+# configuration keys that name its files or folders, with the name the loader falls back to when the
+# key is absent. Every loader also puts the flavor's `code` folder on sys.path. A flavor not listed
+# may read files its configuration does not name (ONNX's external tensor data next to model.onnx,
+# paddle's `model.*` prefix, transformers' components, a user's own flavor), so `auto` then compares
+# the whole model rather than guess.
+FLAVOR_FILES: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "sklearn": (("pickled_model", None),),
+    "xgboost": (("data", None),),
+    "lightgbm": (("data", None),),
+    "catboost": (("data", "model.cb"),),
+    "statsmodels": (("data", "model.statsmodels"),),
+    "prophet": (("data", "model.pr"),),
+    "pmdarima": (("data", "model.pmd"),),
+    "spacy": (("data", "model.spacy"),),
+    "h2o": (("data", "model.h2o"),),
+    "pytorch": (("model_data", None),),
+}
+
+# python_function: pyfunc.load_model hands the loader module `data` (else the model root, where a
+# flavor's loader reads its own flavor's keys above), mlflow.sklearn's loader reads `model_path`, and
+# mlflow.pyfunc.model (and its chat/agent/code variants) reads `python_model`, the artifacts and the
+# models-from-code file.
+PYFUNC_FILE_KEYS = ("data", "model_path", "python_model")
+PYFUNC_LOADERS = frozenset(
+    {
+        "mlflow.pyfunc.model",
+        "mlflow.pyfunc.loaders.chat_model",
+        "mlflow.pyfunc.loaders.chat_agent",
+        "mlflow.pyfunc.loaders.responses_agent",
+        "mlflow.pyfunc.loaders.code_model",
+        *(f"mlflow.{name}" for name in FLAVOR_FILES),
+    }
+)
+# The environment MLflow rebuilds for serving (conda.yaml, python_env.yaml), not what the loader reads.
+NOT_LOADED_KEYS = frozenset({"env"})
+
+SHOWN_VALUE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class LoadingSet:
+    """What MLflow reads to load one model, as its MLmodel tells (relative files and folders), or
+    why that cannot be known (then the whole model must be compared)."""
+
+    paths: NativePaths
+    unknown: tuple[str, ...] = ()
+
+
+def loading_set(mlmodel_text: str | None, present: Collection[str] = ()) -> LoadingSet:
+    """The files and folders MLflow reads to load the model: what `auto` compares.
+
+    MLmodel itself (its flavors tell the loader what to do), each known flavor's files (or the name
+    its loader falls back to), python_function's data and model_path, a python_model's pickle,
+    artifacts and models-from-code file, every `code` folder (on sys.path while loading), and any
+    other string in a known flavor's configuration that names one of `present` (files and folders
+    of the models: a key this tool does not list is followed, not skipped). `unknown` lists why the
+    rest cannot be known: no readable MLmodel or flavors, a flavor or loader module this tool does
+    not know, a path that is not a string or points outside the model.
+    """
+    mlmodel = parse_mlmodel(mlmodel_text)
+    if mlmodel is None:
+        return LoadingSet((), ("MLmodel is missing or does not parse as a YAML mapping",))
+    flavors = mlmodel.get("flavors")
+    if not isinstance(flavors, dict) or not flavors:
+        return LoadingSet((), ("MLmodel names no flavors",))
+    paths = {MLMODEL}
+    unknown: list[str] = []
+    for name, config in flavors.items():
+        where = f"flavors.{name}"
+        if not isinstance(config, dict):
+            unknown.append(f"{where} is not a mapping")
+            continue
+        if name == PYFUNC:
+            named = _pyfunc_files(config, where, unknown)
+        elif name in FLAVOR_FILES:
+            named = [(f"{where}.{key}", config.get(key, default)) for key, default in FLAVOR_FILES[name]] + [
+                (f"{where}.code", config.get("code"))
+            ]
+        else:
+            unknown.append(f"flavor '{_shown(name)}' is not one whose loader this tool knows")
+            continue
+        for key, value in named:
+            if value is None:
+                continue
+            inside = inside_model(value) if isinstance(value, str) else None
+            if inside is None:
+                unknown.append(f"{key} is {_shown(value)!r}, not a path inside the model")
+            else:
+                paths.add(inside)
+        paths.update(
+            inside
+            for value in _strings(config, top=True)
+            if (inside := inside_model(value)) is not None and inside in present
+        )
+    return LoadingSet(tuple(sorted(paths)), tuple(unknown))
+
+
+def _pyfunc_files(config: dict[Any, Any], where: str, unknown: list[str]) -> list[tuple[str, Any]]:
+    loader = config.get("loader_module")
+    if loader not in PYFUNC_LOADERS:
+        unknown.append(f"{where}.loader_module {_shown(loader)!r} is not a loader this tool knows")
+    named: list[tuple[str, Any]] = [
+        (f"{where}.{key}", config.get(key)) for key in (*PYFUNC_FILE_KEYS, "code")
+    ]
+    artifacts = config.get("artifacts")
+    if isinstance(artifacts, dict):
+        named.extend(
+            (f"{where}.artifacts.{artifact}.path", item.get("path") if isinstance(item, dict) else item)
+            for artifact, item in artifacts.items()
+        )
+    elif artifacts is not None:
+        named.append((f"{where}.artifacts", artifacts))
+    code_path = config.get("model_code_path")
+    if code_path is not None:
+        # The loader reads <model root>/<basename of the path the model was logged from>.
+        named.append(
+            (
+                f"{where}.model_code_path",
+                posixpath.basename(code_path) if isinstance(code_path, str) else code_path,
+            )
+        )
+    return named
+
+
+def _strings(node: Any, *, top: bool = False) -> Iterator[str]:
+    """Every string in a flavor configuration (keys describing the environment left out)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if not (top and key in NOT_LOADED_KEYS):
+                yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS] + "..."
+
+
+def present_paths(files: Collection[str]) -> set[str]:
+    """The files and every folder above them: what a configuration value may name."""
+    present = set(files)
+    for path in files:
+        parts = path.split("/")
+        present.update("/".join(parts[:index]) for index in range(1, len(parts)))
+    return present
 
 
 def narrow(manifest: Manifest, paths: NativePaths) -> dict[str, FileEntry]:
@@ -277,8 +476,20 @@ def narrow(manifest: Manifest, paths: NativePaths) -> dict[str, FileEntry]:
     return kept
 
 
-def _native_paths_for(native: str, mlmodel_text: str | None) -> NativePaths:
-    return native_model_paths(mlmodel_text) if native == "auto" else (native.strip("/"),)
+@dataclass(frozen=True)
+class Narrowed:
+    """The files a native-model comparison covers on each side, and what the report says about it."""
+
+    left: dict[str, FileEntry]
+    right: dict[str, FileEntry]
+    # The files or folders compared, per side (empty: the whole model, see `whole_model`).
+    left_paths: NativePaths
+    right_paths: NativePaths
+    # The native model file or folder, per side: the seed's `local_path` (None: the model root).
+    left_native: str | None
+    right_native: str | None
+    # Why `auto` compared the whole models instead of narrowing (None: it narrowed).
+    whole_model: str | None = None
 
 
 def narrow_both(
@@ -289,32 +500,62 @@ def narrow_both(
     *,
     left_mlmodel: str | None,
     right_mlmodel: str | None,
-) -> tuple[dict[str, FileEntry], dict[str, FileEntry], NativePaths, NativePaths]:
-    """Narrow both trees to their native model (`auto`: found per side from each MLmodel).
+) -> Narrowed:
+    """Narrow both trees to their native model; a side without a setting uses the other side's.
 
-    A side without its own native model setting uses the other side's. With `auto`, a side whose
-    MLmodel names other native files keeps those, so the comparison reports the mismatch.
+    Paths on both sides: each side keeps its own path (missing on one side is a difference, on both
+    a usage error). `auto` on either side: both sides keep the same files, the union of what each
+    side's MLmodel has MLflow load (`loading_set`) and of a path given for the other side, so that
+    a file only one side names, or two MLmodels naming different files, is a difference; MLmodel is
+    among them and compared by its rule. When a side's loading set cannot be known, both whole
+    models are compared and `whole_model` says why. Narrowing drops `registered_model_meta` (not part
+    of a model); the whole models keep it for compare_trees' reported rule.
     """
     left_native = left_native or right_native
     right_native = right_native or left_native
     if not left_native or not right_native:
         raise NativeModelNotFound("no native model given. Fix: give a relative path or 'auto'.")
-    left_paths = _native_paths_for(left_native, left_mlmodel)
-    right_paths = _native_paths_for(right_native, right_mlmodel)
-    if not left_paths and not right_paths:
-        raise NativeModelNotFound(
-            "native_model 'auto' found no native model file in either MLmodel's flavors: the "
-            "flavor names its files under a key this tool does not know. Fix: give the path "
-            "instead, e.g. --native-model model.pkl."
+    left_files, right_files = without_registry_meta(left)[0], without_registry_meta(right)[0]
+    if AUTO not in (left_native, right_native):
+        left_paths, right_paths = (left_native.strip("/"),), (right_native.strip("/"),)
+        narrowed = Narrowed(
+            narrow(left_files, left_paths),
+            narrow(right_files, right_paths),
+            left_paths,
+            right_paths,
+            left_paths[0],
+            right_paths[0],
         )
-    left_paths = left_paths or right_paths
-    right_paths = right_paths or left_paths
-    left_narrow, right_narrow = narrow(left, left_paths), narrow(right, right_paths)
-    if not left_narrow and not right_narrow:
+    else:
+        present = present_paths(set(left_files) | set(right_files))
+        sets = [
+            loading_set(mlmodel, present) if native == AUTO else LoadingSet((native.strip("/"),))
+            for native, mlmodel in ((left_native, left_mlmodel), (right_native, right_mlmodel))
+        ]
+        reasons = list(dict.fromkeys(reason for found in sets for reason in found.unknown))
+        if reasons:
+            return Narrowed(dict(left), dict(right), (), (), None, None, "; ".join(reasons))
+        union = tuple(sorted(set(sets[0].paths) | set(sets[1].paths)))
+        narrowed = Narrowed(
+            narrow(left_files, union),
+            narrow(right_files, union),
+            union,
+            union,
+            _native_path(left_native, left_mlmodel),
+            _native_path(right_native, right_mlmodel),
+        )
+    if not narrowed.left and not narrowed.right:
         shown = left_native if left_native == right_native else f"{left_native}' / '{right_native}"
         raise NativeModelNotFound(
             f"native model path '{shown}' is in neither model: the path is relative to the model "
             "root and names a file or folder of it. Fix: check the path against the model's files "
             "(e.g. model.pkl, data/), or use 'auto'."
         )
-    return left_narrow, right_narrow, left_paths, right_paths
+    return narrowed
+
+
+def _native_path(native: str, mlmodel_text: str | None) -> str | None:
+    if native != AUTO:
+        return native.strip("/")
+    paths = native_model_paths(mlmodel_text)
+    return paths[0] if len(paths) == 1 else None

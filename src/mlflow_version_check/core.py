@@ -21,10 +21,10 @@ from typing import Any
 from . import databricks
 from .comparison import (
     MLMODEL,
-    NativePaths,
     compare_trees,
     narrow_both,
     summarize,
+    with_native,
     without_registry_meta,
 )
 from .config import SERVER_KEYS, CompareConfig, load_config, uri_problem, validate_config
@@ -298,30 +298,6 @@ def _server_label(wanted: list[Wanted], server: ServerSpec) -> str:
     return "" if keys == ["version"] else "+".join(keys)
 
 
-def narrowed(
-    left: DownloadedModel,
-    right: DownloadedModel,
-    left_native: str | None,
-    right_native: str | None = None,
-) -> tuple[dict[str, FileEntry], dict[str, FileEntry], NativePaths | None, NativePaths | None]:
-    """The files a comparison covers: all (registered_model_meta is then a reported rule), or the
-    native model's."""
-    if not left_native and not right_native:
-        return dict(left.manifest), dict(right.manifest), None, None
-    left_files, right_files = (
-        without_registry_meta(left.manifest)[0],
-        without_registry_meta(right.manifest)[0],
-    )
-    return narrow_both(
-        left_files,
-        right_files,
-        left_native,
-        right_native,
-        left_mlmodel=left.mlmodel_text,
-        right_mlmodel=right.mlmodel_text,
-    )
-
-
 def compare_pair(
     role: str,
     left: DownloadedModel,
@@ -337,11 +313,27 @@ def compare_pair(
     the result says `same_location` and carries the tree's summary; the caller decides what that
     means (check: integrity decides; compare: one location is one model).
     """
-    left_files, right_files, left_paths, right_paths = narrowed(left, right, left_native, right_native)
-    native_paths = (left_paths or (), right_paths or ()) if (left_native or right_native) else None
+    selection = (
+        narrow_both(
+            left.manifest,
+            right.manifest,
+            left_native,
+            right_native,
+            left_mlmodel=left.mlmodel_text,
+            right_mlmodel=right.mlmodel_text,
+        )
+        if left_native or right_native
+        else None
+    )
+    left_files = selection.left if selection else dict(left.manifest)
+    right_files = selection.right if selection else dict(right.manifest)
+    native_paths = (selection.left_paths, selection.right_paths) if selection else None
+    whole_model = selection.whole_model if selection else None
+    left_native_path = selection.left_native if selection else None
+    right_native_path = selection.right_native if selection else None
     if left.local_path == right.local_path:
-        summary = summarize(without_registry_meta(left_files)[0])
-        return ModelComparison(role, left, right, True, None, summary, summary, native_paths)
+        summary = with_native(summarize(without_registry_meta(left_files)[0]), left_files, left_native_path)
+        return ModelComparison(role, left, right, True, None, summary, summary, native_paths, whole_model)
     comparison = compare_trees(
         left_files,
         right_files,
@@ -350,7 +342,15 @@ def compare_pair(
         strict=strict,
     )
     return ModelComparison(
-        role, left, right, False, comparison, comparison.left, comparison.right, native_paths
+        role,
+        left,
+        right,
+        False,
+        comparison,
+        with_native(comparison.left, left_files, left_native_path),
+        with_native(comparison.right, right_files, right_native_path),
+        native_paths,
+        whole_model,
     )
 
 
@@ -410,6 +410,7 @@ def check_model_version(
             reg_summary=pair.right_summary,
             native_model=native_model,
             native_paths=pair.native_paths,
+            native_whole_model=pair.native_whole_model,
             strict=strict,
             download_dir=str(area.path),
             download_dir_kept=area.kept,

@@ -101,15 +101,18 @@ def partial_version_json(
 def model_json(model: DownloadedModel, summary: TreeSummary, native_paths: tuple[str, ...]) -> dict[str, Any]:
     """One side of a comparison; `download_uri` and `local_path` keep the seed's paths.
 
-    `local_path.path` is the native model file or folder when it is one path, else the model root;
-    `hash` is that file's SHA-256 or the tree digest of what was compared.
+    With a native model setting (`native_paths` not empty), `local_path.path` is the native model
+    file or folder when it is one path and `hash` that file's SHA-256 (or the folder's tree digest),
+    as in the seed, even when `auto` compared more (MLmodel, code/: `files`, `bytes` and
+    `tree_sha256` describe what was compared, and `equals` is the verdict); else the model root and
+    the tree digest of what was compared (a lone file's own SHA-256).
     """
-    compared_path = native_paths[0] if len(native_paths) == 1 else None
+    native = summary.native_path if native_paths else None
     return {
         "download_uri": redact(model.uri),
         "location": model.location,
         "local_path": {
-            "path": str(Path(model.local_path) / compared_path) if compared_path else model.local_path,
+            "path": str(Path(model.local_path) / native) if native else model.local_path,
             "hash": summary.hash,
         },
         "files": summary.files,
@@ -134,7 +137,12 @@ def check_report(result: CheckResult, options: Mapping[str, Any]) -> dict[str, A
         "run_model": model_json(result.run_model, result.run_summary, run_paths),
         "reg_model": model_json(result.reg_model, result.reg_summary, reg_paths),
         "native_model": (
-            {"requested": result.native_model, "run_model": list(run_paths), "reg_model": list(reg_paths)}
+            {
+                "requested": result.native_model,
+                "run_model": list(run_paths),
+                "reg_model": list(reg_paths),
+                "whole_model": result.native_whole_model,
+            }
             if result.native_model
             else None
         ),
@@ -177,7 +185,11 @@ def compare_section(pair: ModelComparison, strict: bool) -> dict[str, Any]:
         SERVER_KEYS[0]: compare_side_json(pair.left, pair.left_summary, left_paths),
         SERVER_KEYS[1]: compare_side_json(pair.right, pair.right_summary, right_paths),
         "native_model": (
-            {SERVER_KEYS[0]: list(left_paths), SERVER_KEYS[1]: list(right_paths)}
+            {
+                SERVER_KEYS[0]: list(left_paths),
+                SERVER_KEYS[1]: list(right_paths),
+                "whole_model": pair.native_whole_model,
+            }
             if pair.native_paths
             else None
         ),

@@ -78,7 +78,10 @@ class ModelComparison:
     comparison: TreeComparison | None
     left_summary: TreeSummary
     right_summary: TreeSummary
+    # The files or folders the native model setting resolved to, per side (None: no setting; empty:
+    # the whole models, because `auto` could not know what the loader reads: native_whole_model).
     native_paths: tuple[tuple[str, ...], tuple[str, ...]] | None
+    native_whole_model: str | None = None
 
     @property
     def equals(self) -> bool:
@@ -120,12 +123,14 @@ class CheckResult:
     run_summary: TreeSummary
     reg_summary: TreeSummary
     native_model: str | None
-    # The files or folders the native model resolved to, per side (None: whole models compared).
+    # The files or folders the native model resolved to, per side (None: whole models compared;
+    # empty: `auto` compared the whole models, for the reason in native_whole_model).
     native_paths: tuple[tuple[str, ...], tuple[str, ...]] | None
     strict: bool
     download_dir: str
     download_dir_kept: bool
     timings: Mapping[str, float] = field(default_factory=dict)
+    native_whole_model: str | None = None
 
     @property
     def equals(self) -> bool:
