@@ -94,3 +94,30 @@ class RunnerLog:
                 self.stop_token = command.data
             self.processed.append(command)
         return self
+
+
+def action_commands(stdout: str, stderr: str) -> list[Command]:
+    """The commands a runner would run for the action's log, the stop-commands fence included."""
+    return RunnerLog().feed(stdout).feed(stderr).processed
+
+
+def assert_only_own_commands(stdout: str, stderr: str, forged_words: tuple[str, ...] = ()) -> None:
+    """The action's log runs only what the action wrote: masks first, then its stop-commands fence
+    (opened and closed by the action, with a 32-hex token), then its annotations."""
+    commands = action_commands(stdout, stderr)
+    names = [command.name for command in commands]
+    fence = names.index("stop-commands")
+    assert all(name == "add-mask" for name in names[:fence]), names
+    token = commands[fence].data
+    assert re.fullmatch(r"[0-9a-f]{32}", token), token
+    assert names[fence + 1] == token, names  # the fence is closed by the action, nobody else
+    for command in commands[fence + 2 :]:
+        assert command.name in ("error", "warning"), command
+        assert command.properties.get("title") == "mlflow-version-check", command
+        assert re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]", command.data) is None, command
+    for command in commands:
+        # A forged command carries the attacker's word as its name or first in its data; the
+        # action's own annotations may quote hostile text, but only escaped and after its own words.
+        assert not any(word in command.name or command.data.startswith(word) for word in forged_words), (
+            command
+        )

@@ -16,6 +16,7 @@ from mlflow_version_check.github import parse_outputs
 from tests import models
 from tests.artifact_server import ArtifactServiceDouble
 from tests.conftest import load_valid_report
+from tests.runner_commands import assert_only_own_commands
 from tests.servers import MlflowServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,13 +133,11 @@ def test_model_name_cannot_inject_outputs_or_commands(mlflow_server: MlflowServe
     assert run.exit_code == 3
     assert set(run.outputs) == OUTPUT_NAMES
     assert run.outputs["passed"] == "false"
-    commands = [line for line in run.stdout.splitlines() if line.startswith("::")]
-    assert commands, run.stdout
-    assert all(line.startswith(("::error ", "::add-mask::", "::warning ")) for line in commands), commands
-    assert not any("pwned" in line and line.startswith("::warning::") for line in run.stdout.splitlines())
+    assert_only_own_commands(run.stdout, run.stderr, ("pwned", "set-output"))
     assert "\n::set-output" not in run.stdout
     assert "| x ::set-output" not in run.summary  # table cells hold no raw line breaks either
-    assert "%0A" in next(line for line in commands if line.startswith("::error"))
+    annotation = next(line for line in run.stdout.splitlines() if line.startswith("::error"))
+    assert "x\\x0a::set-output" in annotation  # the line break shown escaped, inside one annotation
 
 
 def test_secrets_appear_nowhere(
@@ -324,3 +323,50 @@ def test_each_output_gets_its_own_random_delimiter(tmp_path: Path) -> None:
     assert len(set(delimiters)) == 3
     assert all(len(d) > 30 for d in delimiters)
     assert parse_outputs(path.read_text()) == {"a": "1", "b": "two\nlines", "c": ""}
+
+
+def test_a_stale_report_is_never_published_as_the_verdict(
+    mlflow_server: MlflowServer, registered: models.Registered, tmp_path: Path
+) -> None:
+    """An earlier run's passing report at report-file, and this run fails before writing one: no
+    verdict is read from the old file (passed=false, equals empty, no report path, "no report")."""
+    passing = run_action(
+        tmp_path,
+        {
+            "model": registered.name,
+            "version-or-stage": "1",
+            "tracking-uri": mlflow_server.url,
+            "junit-file": "j.xml",
+        },
+    )
+    assert passing.outputs["passed"] == "true"
+    stale = (passing.workspace / "mlflow-version-check-report.json").read_text()
+    (passing.workspace / "not-a-file").mkdir()
+    failing = run_action(
+        tmp_path,
+        {"model": registered.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url,
+         "junit-file": "not-a-file"},
+    )  # fmt: skip
+    assert failing.exit_code == 2, failing.stdout + failing.stderr
+    assert failing.outputs["passed"] == "false"
+    assert failing.outputs["equals"] == "" and failing.outputs["run-model-equals"] == ""
+    assert failing.outputs["report-path"] == ""
+    assert "no report" in failing.summary and "✅" not in failing.summary
+    assert (failing.workspace / "mlflow-version-check-report.json").read_text() == stale  # left alone
+
+
+def test_each_run_stamps_its_report_and_junit_with_a_fresh_nonce(
+    mlflow_server: MlflowServer, registered: models.Registered, tmp_path: Path
+) -> None:
+    """The report and the JUnit file carry the run's nonce; two runs never share one."""
+    inputs = {"model": registered.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url,
+              "junit-file": "j.xml"}  # fmt: skip
+    nonces = []
+    for attempt in ("first", "second"):
+        run = run_action(tmp_path / attempt, inputs)
+        nonce = run.report()["System"]["run_nonce"]  # type: ignore[index]
+        assert isinstance(nonce, str) and len(nonce) == 32
+        assert f'<property name="run_nonce" value="{nonce}"' in (run.workspace / "j.xml").read_text()
+        assert nonce not in run.summary  # not a secret, but nothing a reader needs
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1]

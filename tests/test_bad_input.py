@@ -76,6 +76,9 @@ class Outcome:
     report: dict[str, Any] | None
     outputs: dict[str, str]
     elapsed: float
+    # The lines that report a failure: stderr, and for the action also its stdout, where the CLI's
+    # stderr goes inside the stop-commands fence (action.run_fenced).
+    error_lines: list[str] = field(default_factory=list)
 
 
 class Sandbox:
@@ -114,6 +117,8 @@ def snapshot(root: Path, allowed: list[Path]) -> dict[str, tuple[Any, ...]]:
                 state[key] = ("link", os.readlink(path))
             elif stat.S_ISDIR(info.st_mode):
                 state[key] = ("dir", stat.S_IMODE(info.st_mode))
+            elif not stat.S_ISREG(info.st_mode):  # a FIFO or socket: reading it would block
+                state[key] = ("special", stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode))
             else:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 state[key] = ("file", stat.S_IMODE(info.st_mode), info.st_size, digest)
@@ -253,7 +258,10 @@ def run(invocation: Invocation, sandbox: Sandbox) -> Outcome:
         outputs = parse_outputs((sandbox.github / "output").read_text())
     report = load_valid_report(sandbox.report) if sandbox.report.is_file() else None
     elapsed = time.monotonic() - started
-    return Outcome(completed.returncode, completed.stdout, completed.stderr, report, outputs, elapsed)
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    if invocation.program == "action":
+        lines += [line for line in completed.stdout.splitlines() if line.startswith("error:")]
+    return Outcome(completed.returncode, completed.stdout, completed.stderr, report, outputs, elapsed, lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,6 +419,57 @@ def _on_workspace(*args: str, profile: str = "ws", env: dict[str, str] | None = 
     return build
 
 
+def _report_at(make: Callable[[Path], object], *, junit: bool = False) -> Build:
+    """check with --report-file (or --junit-file) at a target that `make` creates in the sandbox."""
+
+    def build(ctx: Context) -> Invocation:
+        target = ctx.sandbox.work / "target"
+        make(target)
+        option = "--junit-file" if junit else "--report-file"
+        invocation = ctx.check()
+        if junit:
+            invocation.args += [option, str(target)]
+        else:
+            index = invocation.args.index("--report-file")
+            invocation.args[index + 1] = str(target)
+        return invocation
+
+    return build
+
+
+def _unix_socket(path: Path) -> None:
+    import socket
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.close()  # the socket file stays
+
+
+def _report_into(path: str, *, junit: bool = False) -> Build:
+    """check with --report-file (or --junit-file) at a device path outside the sandbox."""
+
+    def build(ctx: Context) -> Invocation:
+        invocation = ctx.check()
+        if junit:
+            invocation.args += ["--junit-file", path]
+        else:
+            invocation.args[invocation.args.index("--report-file") + 1] = path
+        return invocation
+
+    return build
+
+
+def _still_a(kind: Callable[[int], bool]) -> More:
+    def more(outcome: Outcome, ctx: Context) -> None:
+        assert kind((ctx.sandbox.work / "target").lstat().st_mode), "the target was replaced"
+
+    return more
+
+
+def _dev_null_untouched(outcome: Outcome, ctx: Context) -> None:
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode), "/dev/null was replaced by a regular file"
+
+
 def _binary_config(ctx: Context) -> Invocation:
     (ctx.sandbox.work / "config.yaml").write_bytes(b"\xff\xfe\x00not text")
     return ctx.compare(None)
@@ -461,6 +520,16 @@ CLI_OPTIONS = [
          lambda c: Invocation("check-model-version", ["--model", "m", "--version-or-stage", "1",
                               "--tracking-uri", c.server.url,
                               "--report-file", str(c.sandbox.work / "keep.txt" / "report.json")])),
+    Case("report-file-is-dev-null", 2, "is a character device", False, _report_into("/dev/null"),
+         _dev_null_untouched),
+    Case("junit-file-is-dev-null", 2, "is a character device", False, _report_into("/dev/null", junit=True),
+         _dev_null_untouched),
+    Case("report-file-is-dev-stdout", 2, "is a symlink", False, _report_into("/dev/stdout")),
+    Case("report-file-is-a-fifo", 2, "is a FIFO", False, _report_at(os.mkfifo), _still_a(stat.S_ISFIFO)),
+    Case("junit-file-is-a-socket", 2, "is a socket", False, _report_at(_unix_socket, junit=True),
+         _still_a(stat.S_ISSOCK)),
+    Case("report-file-is-a-symlink", 2, "is a symlink", False,
+         _report_at(lambda target: target.symlink_to(target.parent / "keep.txt")), _still_a(stat.S_ISLNK)),
     Case("download-dir-is-a-file", 2, "is a file", True,
          lambda c: c.check("--download-dir", str(c.sandbox.work / "keep.txt"), downloads=False)),
     Case("native-model-empty", 2, "--native-model is empty", True, lambda c: c.check("--native-model", "")),
@@ -668,7 +737,7 @@ def test_bad_input(case: Case, request: pytest.FixtureRequest, tmp_path: Path) -
         detail = f"{case.id}: exit {outcome.exit_code} after {outcome.elapsed:.1f}s\n{outcome.stderr}"
         assert outcome.exit_code == case.exit_code, detail
         assert "Traceback" not in outcome.stdout + outcome.stderr, detail
-        lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+        lines = outcome.error_lines
         if case.exit_code == 0:
             assert not any(line.startswith("error:") for line in lines), detail
             assert outcome.report is not None and outcome.report["status"] == "passed"

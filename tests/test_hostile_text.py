@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree
 
 import pytest
@@ -21,7 +20,7 @@ import yaml
 from tests import models
 from tests.conftest import load_valid_report, run_command
 from tests.fault_proxy import FaultProxy
-from tests.runner_commands import RunnerLog
+from tests.runner_commands import RunnerLog, action_commands, assert_only_own_commands
 from tests.servers import MlflowServer
 from tests.test_action import run_action
 
@@ -57,28 +56,6 @@ def _assert_junit_inert(path: Path) -> None:
     ElementTree.fromstring(text.split("\n", 1)[1])  # noqa: S314 - the tool's own output, well-formed?
     assert RAW_CONTROL.search(text.replace("\n", " ")) is None
     assert RunnerLog().feed(text).processed == []
-
-
-def _action_commands(stdout: str, stderr: str) -> list[Any]:
-    """The commands a runner would run for the action's log, the fence's two included."""
-    log = RunnerLog().feed(stdout).feed(stderr)
-    return log.processed
-
-
-def _assert_only_own_commands(stdout: str, stderr: str) -> None:
-    """The action's log runs only what the action itself wrote: its fence and its annotations."""
-    commands = _action_commands(stdout, stderr)
-    names = [command.name for command in commands]
-    assert names[:1] == ["stop-commands"], names
-    token = commands[0].data
-    assert re.fullmatch(r"[0-9a-f]{32}", token), token
-    assert names[1] == token, names  # the fence is closed by the action, nobody else
-    for command in commands[2:]:
-        assert command.name in ("error", "warning"), command
-        assert command.properties.get("title") == "mlflow-version-check", command
-        assert RAW_CONTROL.search(command.data) is None, command
-    for command in commands:
-        assert not any(word in command.name for word in FORGED_WORDS), command
 
 
 def _assert_summary_inert(summary: str) -> None:
@@ -191,8 +168,8 @@ def test_action_compare_with_hostile_names_runs_only_its_own_commands(
         },
     )
     assert action.exit_code == 1, action.stdout + action.stderr
-    _assert_only_own_commands(action.stdout, action.stderr)
-    assert any(c.name == "error" for c in _action_commands(action.stdout, action.stderr))
+    assert_only_own_commands(action.stdout, action.stderr, FORGED_WORDS)
+    assert any(c.name == "error" for c in action_commands(action.stdout, action.stderr))
     _assert_summary_inert(action.summary)
     _assert_junit_inert(action.workspace / "junit.xml")
     assert action.outputs["equals"] == "false" and action.outputs["passed"] == "false"
@@ -229,7 +206,7 @@ def test_hostile_server_error_body(
              "UPLOAD-ARTIFACT": "false"},
         )  # fmt: skip
     assert action.exit_code == 3, action.stdout + action.stderr
-    _assert_only_own_commands(action.stdout, action.stderr)
+    assert_only_own_commands(action.stdout, action.stderr, FORGED_WORDS)
     _assert_summary_inert(action.summary)
 
 

@@ -394,6 +394,8 @@ def own_report(path: Path, run_nonce: str) -> dict[str, Any] | None:
 
 def junit_is_own(path: Path, run_nonce: str) -> bool:
     """Whether the JUnit file at path carries this run's nonce (the suite property junit.py writes)."""
+    if not _regular_file(path):
+        return False
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -405,7 +407,6 @@ def _write_input_error_report(
     error: ActionInputError, inputs: Mapping[str, str], path: Path, run_nonce: str
 ) -> bool:
     """The error report of wrong inputs, so a later step that reads the report finds why (no secrets)."""
-    from .cli import refuse_special_target
     from .errors import ReportPathError
     from .report import error_report, write_report
 
@@ -414,8 +415,7 @@ def _write_input_error_report(
     report = error_report(command, error, {"inputs": shown})
     report["System"]["run_nonce"] = run_nonce
     try:
-        refuse_special_target("report-file", path)
-        write_report(report, path)
+        write_report(report, path, "report-file")
     except (OSError, ReportPathError):
         return False  # the report path itself may be the wrong input; the line above says why
     return True
@@ -429,12 +429,22 @@ def _finish_outputs(env: Mapping[str, str], outputs: dict[str, str]) -> None:
             print(f"output {name}={value}")
 
 
-def _load(path: Path) -> dict[str, Any] | None:
+def _regular_file(path: Path) -> bool:
+    """A regular file, not a link, FIFO or device (reading a FIFO would block the step)."""
     try:
-        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    if not _regular_file(path):
+        return None
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return loaded
+    return loaded if isinstance(loaded, dict) else None
 
 
 def _relative(path: Path, workspace: Path) -> str:

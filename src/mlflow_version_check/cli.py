@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import stat
 import sys
 import threading
 import time
@@ -199,52 +198,13 @@ def _echo(text: str) -> None:
     typer.echo(safe_text(redact(text)))
 
 
-def refuse_special_target(option: str, path: Path) -> None:
-    """An existing target that is not a regular file is refused, never replaced.
-
-    The atomic write renames a new file over the target: as root that would turn /dev/null into a
-    regular file, and a FIFO or socket that another program reads would be silently swapped out.
-    A symlink is refused as well (it is not followed or replaced): the report would otherwise land
-    wherever the link points, or the link that someone placed on purpose would be lost.
-    """
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise ReportPathError(
-            f"{option} {path} cannot be inspected: {exc.strerror or exc}. Fix: give a path in a "
-            "directory you can read and write."
-        ) from exc
-    if stat.S_ISLNK(info.st_mode):
-        raise ReportPathError(
-            f"{option} {path} is a symlink (to {os.readlink(path)}); it is neither followed nor replaced. "
-            "Fix: give the path of a regular file (or of a file that does not exist yet)."
-        )
-    if stat.S_ISDIR(info.st_mode):
-        suffix = "json" if option == "--report-file" else "xml"
-        raise ReportPathError(
-            f"{option} {path} is a directory. Fix: give a file path, e.g. {path}/report.{suffix}."
-        )
-    if not stat.S_ISREG(info.st_mode):
-        kind = (
-            "a character device" if stat.S_ISCHR(info.st_mode)
-            else "a block device" if stat.S_ISBLK(info.st_mode)
-            else "a FIFO" if stat.S_ISFIFO(info.st_mode)
-            else "a socket" if stat.S_ISSOCK(info.st_mode)
-            else "not a regular file"
-        )  # fmt: skip
-        raise ReportPathError(
-            f"{option} {path} is {kind}, not a regular file; it is never replaced. Fix: give the path "
-            "of a regular file (or of a file that does not exist yet)."
-        )
-
-
 def check_output_paths(report_file: str | None, junit_file: str | None = None) -> None:
     """Refuse a report path that cannot be written before any slow work starts."""
     for option, value in (("--report-file", report_file), ("--junit-file", junit_file)):
         if not value:
             continue
+        from .report import refuse_special_target
+
         path = Path(value).expanduser()
         refuse_special_target(option, path)
         parent = path.parent
@@ -266,12 +226,11 @@ def _write(report: Mapping[str, Any], report_file: str | None, junit_file: str |
         if not path:
             continue
         try:
-            # Checked again at the write: the target may have been replaced since the start.
-            refuse_special_target(option, Path(path).expanduser())
+            # The writer checks the target again: it may have been replaced since the start.
             if option == "--report-file":
-                write_report(report, path)
+                write_report(report, path, option)
             else:
-                write_text_atomically(junit_xml(report), path)
+                write_text_atomically(junit_xml(report), path, option)
         except ReportPathError as exc:
             fail(exc.message)
             return False

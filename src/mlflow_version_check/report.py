@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -16,10 +17,11 @@ from typing import Any
 from . import __version__
 from .comparison import FileDifference, IgnoredItem, TreeSummary
 from .config import SERVER_KEYS
-from .errors import VersionCheckError
+from .errors import ReportPathError, VersionCheckError
 from .integrity import IntegrityReport
 from .redact import redact
 from .results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
+from .untrusted import escape_controls, markdown
 
 SCHEMA_VERSION = 1
 
@@ -257,17 +259,67 @@ def error_report(
     return report
 
 
-def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write the JSON report atomically (see write_text_atomically)."""
-    return write_text_atomically(json.dumps(report, indent=2, sort_keys=False) + "\n", path)
+def write_report(
+    report: Mapping[str, Any], path: str | os.PathLike[str], option: str = "--report-file"
+) -> Path:
+    """Write the JSON report atomically (see write_text_atomically).
+
+    JSON keeps every name exactly: control characters and the `\\xNN` bytes of a file name that is
+    not UTF-8 are escaped by JSON itself (ensure_ascii), so the file is always valid UTF-8.
+    """
+    return write_text_atomically(json.dumps(report, indent=2, sort_keys=False) + "\n", path, option)
 
 
-def write_text_atomically(text: str, path: str | os.PathLike[str]) -> Path:
+def refuse_special_target(option: str, path: Path) -> None:
+    """An existing target that is not a regular file is refused (ReportPathError), never replaced.
+
+    The atomic write renames a new file over the target: as root that would turn /dev/null into a
+    regular file, and a FIFO or socket that another program reads would be silently swapped out.
+    A symlink is refused as well (neither followed nor replaced): the report would otherwise land
+    wherever the link points, or a link someone placed on purpose would be lost.
+    """
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ReportPathError(
+            f"{option} {path} cannot be inspected: {exc.strerror or exc}. Fix: give a path in a "
+            "directory you can read and write."
+        ) from exc
+    mode = info.st_mode
+    if stat.S_ISLNK(mode):
+        raise ReportPathError(
+            f"{option} {path} is a symlink (to {os.readlink(path)}); it is neither followed nor replaced. "
+            "Fix: give the path of a regular file (or of a file that does not exist yet)."
+        )
+    if stat.S_ISDIR(mode):
+        suffix = "xml" if "junit" in option else "json"
+        raise ReportPathError(
+            f"{option} {path} is a directory. Fix: give a file path, e.g. {path}/report.{suffix}."
+        )
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )  # fmt: skip
+        raise ReportPathError(
+            f"{option} {path} is {kind}, not a regular file; it is never replaced. Fix: give the path "
+            "of a regular file (or of a file that does not exist yet)."
+        )
+
+
+def write_text_atomically(text: str, path: str | os.PathLike[str], option: str = "the target") -> Path:
     """Write a temporary file in the same directory, then rename it over the target.
 
-    A crash or a full disk therefore never leaves half a file at `path`.
+    A crash or a full disk therefore never leaves half a file at `path`. A target that exists and is
+    not a regular file is refused (refuse_special_target), checked again just before the rename.
     """
     target = Path(path).expanduser()
+    refuse_special_target(option, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     replaced = False
@@ -277,6 +329,7 @@ def write_text_atomically(text: str, path: str | os.PathLike[str]) -> Path:
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)
+        refuse_special_target(option, target)  # it may have been replaced while we wrote
         os.replace(temporary, target)
         replaced = True
     finally:
@@ -304,14 +357,20 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return lines
 
 
+def _t(value: Any) -> str:
+    """A model's or server's text in the terminal summary: control characters shown escaped, so a
+    line break in a name stays inside its line (the CLI makes every line safe as well)."""
+    return escape_controls(str(value))
+
+
 def check_summary(report: Mapping[str, Any]) -> str:
     """A short human summary of a check report, for stdout."""
     version = report.get("Model_Version") or {}
     comparison = report.get("Comparison") or {}
     verdict = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}[report["status"]]
-    head = f"check {verdict}: {version.get('name', '?')} version {version.get('version', '?')}"
+    head = f"check {verdict}: {_t(version.get('name', '?'))} version {_t(version.get('version', '?'))}"
     if version.get("resolved_by") and version.get("resolved_by") != "version":
-        head += f" (resolved from {version.get('version_or_stage')!r} by {version['resolved_by']})"
+        head += f" (resolved from {_t(repr(version.get('version_or_stage')))} by {version['resolved_by']})"
     lines = [head]
     if not comparison:
         return "\n".join(lines)
@@ -324,7 +383,7 @@ def check_summary(report: Mapping[str, Any]) -> str:
                 str(side["files"]),
                 _size(side["bytes"]),
                 side["local_path"]["hash"][:16],
-                side["location"],
+                _t(side["location"]),
             )
         )
     lines.extend(_table(rows))
@@ -342,7 +401,7 @@ def check_summary(report: Mapping[str, Any]) -> str:
                 else ""
             )
         )
-        lines.extend(f"  problem: {problem}" for problem in integrity["problems"])
+        lines.extend(f"  problem: {_t(problem)}" for problem in integrity["problems"])
     differences = comparison["differences"]
     if differences:
         rows = [("difference", "path", "run_model", "reg_model")]
@@ -350,17 +409,18 @@ def check_summary(report: Mapping[str, Any]) -> str:
             rows.append(
                 (
                     difference["kind"],
-                    difference["path"],
+                    _t(difference["path"]),
                     _side(difference["left"]),
                     _side(difference["right"]),
                 )
             )
         lines.extend(_table(rows))
-        lines.extend(f"  {d['path']}: {d['note']}" for d in differences if d.get("note"))
+        lines.extend(f"  {_t(d['path'])}: {_t(d['note'])}" for d in differences if d.get("note"))
     ignored = comparison["ignored"]
     if ignored:
         lines.append(
-            "ignored: " + ", ".join(f"{i['path']}:{i['field']}" if i["field"] else i["path"] for i in ignored)
+            "ignored: "
+            + ", ".join(_t(f"{i['path']}:{i['field']}" if i["field"] else i["path"]) for i in ignored)
         )
     return "\n".join(lines)
 
@@ -373,7 +433,9 @@ def compare_summary(report: Mapping[str, Any]) -> str:
     """A short human summary of a compare report, for stdout."""
     verdict = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}[report["status"]]
     versions = report.get("Model_Versions") or {}
-    names = [f"{v['name']} v{v['version']}" if v else "?" for v in (versions.get(key) for key in SERVER_KEYS)]
+    names = [
+        _t(f"{v['name']} v{v['version']}") if v else "?" for v in (versions.get(key) for key in SERVER_KEYS)
+    ]
     lines = [f"compare {verdict}: {names[0]} (tracking_server_1) vs {names[1]} (tracking_server_2)"]
     summary = report.get("Comparison_Summary")
     if not summary:
@@ -411,27 +473,26 @@ def compare_summary(report: Mapping[str, Any]) -> str:
         if section["differences"]:
             rows = [(f"{role} difference", "path", "server_1", "server_2")]
             rows.extend(
-                (d["kind"], d["path"], _side(d["left"]), _side(d["right"])) for d in section["differences"]
+                (d["kind"], _t(d["path"]), _side(d["left"]), _side(d["right"]))
+                for d in section["differences"]
             )
             lines.extend(_table(rows))
-            lines.extend(f"  {d['path']}: {d['note']}" for d in section["differences"] if d.get("note"))
+            lines.extend(
+                f"  {_t(d['path'])}: {_t(d['note'])}" for d in section["differences"] if d.get("note")
+            )
         if section["ignored"]:
             lines.append(
                 f"{role} ignored: "
                 + ", ".join(
-                    f"{i['path']}:{i['field']}" if i["field"] else i["path"] for i in section["ignored"]
+                    _t(f"{i['path']}:{i['field']}" if i["field"] else i["path"]) for i in section["ignored"]
                 )
             )
     return "\n".join(lines)
 
 
 def _md(value: Any) -> str:
-    """Text for a Markdown table cell: no line breaks, pipes, HTML or links from model names or tags."""
-    text = " ".join(str(value).split())
-    for old, new in (("\\", "\\\\"), ("|", "\\|"), ("`", "\\`"), ("[", "\\["), ("]", "\\]"),
-                     ("<", "&lt;"), (">", "&gt;")):  # fmt: skip
-        text = text.replace(old, new)
-    return text
+    """Text for the job summary: inert (no line breaks, pipes, HTML, links, mentions; untrusted.markdown)."""
+    return markdown(value)
 
 
 def _md_version(version: Mapping[str, Any] | None) -> str:
