@@ -561,8 +561,9 @@ def test_cli_auto_with_an_unknown_flavor_compares_the_whole_model(
     copied = models.copy_version(
         mlflow_server.url, original, mlflow_server_2.url, unique("custom_copy"), tamper=tamper
     )
-    code, _, report = compare_with_auto(mlflow_server, original, mlflow_server_2, copied, tmp_path)
+    code, stdout, report = compare_with_auto(mlflow_server, original, mlflow_server_2, copied, tmp_path)
     assert code == 1
+    assert "run_model native model: the whole model was compared" in stdout  # the reader is told too
     for name in ("Run_Model_Comparison", "Reg_Model_Comparison"):
         section = report[name]
         assert [(d["path"], d["kind"]) for d in section["differences"]] == [("lookup.csv", "changed")]

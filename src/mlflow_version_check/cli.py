@@ -105,8 +105,8 @@ NativeModelOption = Annotated[
     str | None,
     typer.Option(
         "--native-model",
-        help="Compare only this file or folder of the model (relative path), or 'auto' to take it from "
-        "the MLmodel flavor configuration.",
+        help="Compare only this file or folder of the model (relative path), or 'auto': what MLflow loads "
+        "(MLmodel, the flavor's files, code/; the whole model for a flavor whose loading set is unknown).",
         show_default=False,
     ),
 ]

@@ -387,6 +387,7 @@ def check_summary(report: Mapping[str, Any]) -> str:
             )
         )
     lines.extend(_table(rows))
+    lines.extend(_whole_model_line("native model", comparison.get("native_model")))
     if comparison["same_location"]:
         integrity = comparison["integrity"]
         lines.append(
@@ -423,6 +424,13 @@ def check_summary(report: Mapping[str, Any]) -> str:
             + ", ".join(_t(f"{i['path']}:{i['field']}" if i["field"] else i["path"]) for i in ignored)
         )
     return "\n".join(lines)
+
+
+def _whole_model_line(label: str, native: Mapping[str, Any] | None) -> list[str]:
+    """Say when `--native-model auto` compared the whole model, and why."""
+    if not native or not native.get("whole_model"):
+        return []
+    return [f"{label}: the whole model was compared ({_t(native['whole_model'])})"]
 
 
 def _side(entry: Mapping[str, Any] | None) -> str:
@@ -470,6 +478,7 @@ def compare_summary(report: Mapping[str, Any]) -> str:
         section = report.get(section_name)
         if not section:
             continue
+        lines.extend(_whole_model_line(f"{role} native model", section.get("native_model")))
         if section["differences"]:
             rows = [(f"{role} difference", "path", "server_1", "server_2")]
             rows.extend(
@@ -544,6 +553,7 @@ def _md_check(report: Mapping[str, Any]) -> list[str]:
         lines += ["", "Run and registry model are one storage location (no separate registry copy): "
                   "verified the model is complete."]  # fmt: skip
         lines += [f"- problem: {_md(problem)}" for problem in comparison["integrity"]["problems"]]
+    lines += [f"- {_md(line)}" for line in _whole_model_line("native model", comparison.get("native_model"))]
     return lines + _md_differences("check", comparison, "run_model", "reg_model")
 
 
@@ -559,6 +569,8 @@ def _md_compare(report: Mapping[str, Any]) -> list[str]:
         lines.append(f"| {role} | {'not compared' if value is None else ('yes' if value else '**no**')} |")
     for role, name in COMPARE_SECTIONS.items():
         if report.get(name):
+            native = report[name].get("native_model")
+            lines += [f"- {_md(line)}" for line in _whole_model_line(f"{role} native model", native)]
             lines += _md_differences(role, report[name], "tracking_server_1", "tracking_server_2")
     return lines
 
