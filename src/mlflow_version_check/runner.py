@@ -100,7 +100,8 @@ class Worker:
         read_fd, write_fd = os.pipe()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "mlflow_version_check.worker", str(write_fd)],
+                # The parent's pid lets the worker's watchdog end it when this process dies.
+                [sys.executable, "-m", "mlflow_version_check.worker", str(write_fd), str(os.getpid())],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -1,10 +1,11 @@
 """The per-server worker process: resolve a model version, locate and download its models, hash them.
 
-It runs as `python -m mlflow_version_check.worker <fd>` with an environment that names exactly one
-server (DESIGN.md, "one worker process per server"), because several MLflow code paths read the
-process-wide tracking URI or default credentials whatever URI they are given. Inside this process the
-process-wide settings are therefore safe. The request comes as JSON on stdin; events go as JSON lines
-on the file descriptor <fd>, so that anything MLflow prints on stdout cannot corrupt the protocol.
+It runs as `python -m mlflow_version_check.worker <fd> <parent pid>` with an environment that names
+exactly one server (DESIGN.md, "one worker process per server"), because several MLflow code paths
+read the process-wide tracking URI or default credentials whatever URI they are given. Inside this
+process the process-wide settings are therefore safe. The request comes as JSON on stdin; events go
+as JSON lines on the file descriptor <fd>, so that anything MLflow prints on stdout cannot corrupt
+the protocol.
 
 The protocol has two phases, so that the parent can see where every model of every server is stored
 before anything is downloaded, and download each storage location once:
@@ -15,6 +16,28 @@ before anything is downloaded, and download each storage location once:
    -> "progress" events, then "result" (a manifest per downloaded model).
 
 An {"event": "error"} ends the conversation at any point.
+
+Rules this process keeps:
+
+- Storage location keys. The parent downloads a location once when two models report the same
+  `location_key`, and then reports them as one location (`same_location`): a key is a promise of the
+  same bytes in the same store. It is this server's identity (the normalized tracking URI with its
+  path, the normalized registry URI, the Databricks workspace host) plus the normalized storage URI
+  (`mlflow-artifacts:` resolved to the URL MLflow requests). Only spellings that are provably the
+  same are normalized (scheme and host case, a default port, trailing and duplicate slashes and dot
+  segments in an HTTP path, a local path's real path); never `localhost` vs `127.0.0.1`. Credentials
+  in a URI enter a key only as a SHA-256 digest, and keys never reach a report.
+- Local files. A `file:` (or bare path) location is read only when the URI that supplied it is this
+  machine's own store (see `is_local_uri`): a remote tracking server or registry must not be able to
+  make this tool read, hash and name files of the machine it runs on.
+- File names. Manifest keys are the listed relative paths, as text. A byte of a local file name that
+  is not UTF-8 (Python's surrogateescape, U+DC80..U+DCFF) is written as the four characters `\\xNN`,
+  and any other lone surrogate as `\\uNNNN` (lower-case hex), so that every name survives JSON and
+  UTF-8 and two different names never share a key: listing entries with a backslash are refused as
+  unsafe, so a backslash in a key is always such an escape. Control characters are kept as they are
+  (JSON escapes them; the front ends neutralize them on their text outputs).
+- Parent. The parent passes its pid; a watchdog thread ends this process (os._exit) within a second
+  of the parent's death, even a SIGKILL, so that no worker blocked on a silent server lives on.
 """
 
 from __future__ import annotations
@@ -24,6 +47,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import sys
 import threading
 import time
@@ -59,6 +83,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.store.artifact.artifact_repo import ArtifactRepository
     from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
 STAGES = {"none": "None", "staging": "Staging", "production": "Production", "archived": "Archived"}
 DOWNLOAD_THREADS = 8
@@ -132,6 +157,38 @@ def _short(exc: BaseException) -> str:
     return redact(text if len(text) <= 300 else text[:297] + "...")
 
 
+# The names by which a tracking server on this very machine is reached. Exactly these, not all of
+# 127.0.0.0/8: the other loopback addresses are where containers, tunnels and port-forwards
+# (`ssh -L 127.0.0.2:...`, docker's userland proxy) put servers whose disks are not this machine's,
+# and a refusal here costs one clear error with a fix while a wrong "local" lets a server name files
+# of the machine running the check. The tests rely on it: a proxy on 127.0.0.2 plays a remote server.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Stores this tool reads directly (MLflow opens the database itself): the artifact locations they
+# name are the user's own.
+DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
+
+
+def is_local_uri(uri: str) -> bool:
+    """Whether a tracking or registry URI is this machine's own store, whose local paths may be read.
+
+    Local: a bare path, file:, sqlite: and the database URIs, and http(s) to 127.0.0.1, localhost or
+    ::1 (a server started here, e.g. `mlflow server --no-serve-artifacts --default-artifact-root
+    <dir>`). Anything else (other hosts, Databricks) is remote.
+    """
+    parsed = urllib.parse.urlsplit(uri)
+    scheme = parsed.scheme.lower()
+    if scheme in ("", "file") or scheme.split("+", 1)[0] in DATABASE_SCHEMES:
+        return True
+    if scheme in ("http", "https"):
+        return (parsed.hostname or "") in LOCAL_HOSTS
+    return False
+
+
+def _is_local_location(location: str) -> bool:
+    """Whether a storage location is a path on this machine (MLflow's LocalArtifactRepository)."""
+    return urllib.parse.urlsplit(location).scheme.lower() in ("", "file")
+
+
 @dataclass(frozen=True)
 class Server:
     """The one server this worker talks to (URIs as given, for messages)."""
@@ -140,6 +197,8 @@ class Server:
     registry_uri: str
     # For messages: the tracking URI, with the workspace URL of a Databricks profile.
     display: str = ""
+    # The Databricks workspace URL(s) the tracking and registry URIs reach ("" when not Databricks).
+    workspace: str = ""
 
     @property
     def shown(self) -> str:
@@ -148,6 +207,11 @@ class Server:
     @property
     def is_unity_catalog(self) -> bool:
         return urllib.parse.urlparse(self.registry_uri).scheme == "databricks-uc"
+
+    @property
+    def identity(self) -> list[str]:
+        """What tells this server apart from every other: see `location_key`."""
+        return [_normal_uri(self.tracking_uri), _normal_uri(self.registry_uri), self.workspace]
 
 
 def _from_databricks_sdk(exc: BaseException) -> bool:
@@ -358,6 +422,7 @@ def _locate_runs_uri(client: MlflowClient, server: Server, uri: str) -> str:
         run = client.get_run(run_id)
     run_location = run.info.artifact_uri.rstrip("/")
     location = f"{run_location}/{sub_path}" if sub_path else run_location
+    _refuse_local_from_remote(server, location, uri, supplier="tracking")
     if not sub_path or _has_files(location):
         return location
     # MLflow 3 keeps a model logged with `name=` in a logged model, which runs:/ also reaches.
@@ -370,6 +435,7 @@ def _locate_runs_uri(client: MlflowClient, server: Server, uri: str) -> str:
     for model in logged:
         if model.source_run_id == run_id:
             base = model.artifact_location.rstrip("/")
+            _refuse_local_from_remote(server, base, uri, supplier="tracking")
             return f"{base}/{rest}" if rest else base
     return location
 
@@ -386,6 +452,7 @@ def _locate_models_uri(client: MlflowClient, server: Server, uri: str, depth: in
             ),
         ):
             base = client.get_logged_model(head).artifact_location.rstrip("/")
+        _refuse_local_from_remote(server, base, uri, supplier="tracking")
         return f"{base}/{rest}" if rest else base
     if "@" in head:
         name, alias = head.split("@", 1)
@@ -398,6 +465,31 @@ def _locate_models_uri(client: MlflowClient, server: Server, uri: str, depth: in
     return locate(client, server, target, depth + 1)
 
 
+def _refuse_local_from_remote(server: Server, location: str, named_by: str, supplier: str) -> None:
+    """Refuse a path on this machine that a remote tracking server or registry gave as storage.
+
+    `supplier` says whose answer the location is: "tracking" (a run's or logged model's artifact
+    location) or "registry" (a version's source or download URI). Its URI decides (is_local_uri).
+    """
+    if not _is_local_location(location):
+        return
+    supplier_uri = server.tracking_uri if supplier == "tracking" else server.registry_uri
+    if is_local_uri(supplier_uri):
+        return
+    if supplier == "tracking" or supplier_uri == server.tracking_uri:
+        who = f"the tracking server {server.shown}"
+    else:
+        who = f"the registry {redact(supplier_uri)}"
+    named = f" (for {redact(named_by)})" if named_by != location else ""
+    raise UnsafeArtifactPath(
+        f"{who} names a path on this machine, {redact(location)}{named}, as the model's storage; it was "
+        "not read. Likely cause: the version was registered from a local path on another machine, or a "
+        "hostile server. Fix: register the model from the server's artifact store (runs:/ or "
+        "mlflow-artifacts:/), or check it against a tracking URI on this machine (file:, sqlite:, "
+        "http://127.0.0.1)."
+    )
+
+
 def locate(client: MlflowClient, server: Server, uri: str, depth: int = 0) -> str:
     """Return the storage URI behind a version's source or download URI."""
     if depth > 3:
@@ -407,6 +499,9 @@ def locate(client: MlflowClient, server: Server, uri: str, depth: int = 0) -> st
         return _locate_runs_uri(client, server, uri)
     if scheme == "models":
         return _locate_models_uri(client, server, uri, depth)
+    # Any other URI here is a storage location that the registry gave: a version's source or
+    # download URI, or the download URI of the version a models:/ source names.
+    _refuse_local_from_remote(server, uri, uri, supplier="registry")
     if scheme == "" and uri.startswith("/"):
         return "file://" + uri
     if scheme == "dbfs":
@@ -416,20 +511,100 @@ def locate(client: MlflowClient, server: Server, uri: str, depth: int = 0) -> st
     return uri
 
 
-def location_key(uri: str, tracking_uri: str) -> str:
-    """A form of a storage URI in which two spellings of one location compare equal.
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
-    It must also tell locations of different servers apart: `mlflow-artifacts:/` paths are
-    relative to their tracking server, so the key carries that server's address.
+
+def _credentials_digest(userinfo: str) -> str:
+    """Credentials of a URI, as part of a key: a different user may be a different view, so they
+    count, but never in clear."""
+    return "sha256:" + hashlib.sha256(userinfo.encode("utf-8", "surrogatepass")).hexdigest() + "@"
+
+
+def _normal_http_path(path: str) -> str:
+    """An HTTP path without duplicate slashes, dot segments (urllib3 removes them before sending) or a
+    trailing slash."""
+    collapsed = re.sub("/+", "/", path)
+    normal = posixpath.normpath(collapsed) if collapsed else ""
+    return "" if normal in (".", "/") else normal.rstrip("/")
+
+
+def _normal_http(uri: str) -> str:
+    """An http(s) URL in the one spelling of what it reaches: lower-case scheme and host, no default
+    port, a normal path (see _normal_http_path); query kept exactly; the fragment (never sent) dropped."""
+    parsed = urllib.parse.urlsplit(uri)
+    scheme = parsed.scheme.lower()
+    try:
+        port = parsed.port
+    except ValueError:
+        return uri  # not a URL MLflow can use either: kept exactly, so it matches only itself
+    userinfo = parsed.netloc.rpartition("@")[0] if "@" in parsed.netloc else ""
+    host = parsed.hostname or ""
+    netloc = (_credentials_digest(userinfo) if userinfo else "") + (f"[{host}]" if ":" in host else host)
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
+        netloc += f":{port}"
+    return urllib.parse.urlunsplit((scheme, netloc, _normal_http_path(parsed.path), parsed.query, ""))
+
+
+def _normal_uri(uri: str) -> str:
+    """A tracking or registry URI in the one spelling of the server it reaches.
+
+    http(s): see _normal_http. Others (databricks://profile, sqlite:, file:, database URIs): the
+    scheme lower-cased, credentials as a digest, everything else exactly as given: `sqlite:///a`
+    and `sqlite:////a` are different files, and profile names are case-sensitive.
     """
-    parsed = urllib.parse.urlparse(uri)
-    path = posixpath.normpath(parsed.path) if parsed.path else ""
-    netloc = parsed.netloc
-    if parsed.scheme == "mlflow-artifacts" and not netloc:
-        netloc = urllib.parse.urlparse(tracking_uri).netloc
-    if parsed.scheme == "file":
-        path = os.path.realpath(path) if path else path
-    return urllib.parse.urlunparse((parsed.scheme, netloc, path.rstrip("/"), "", parsed.query, ""))
+    if not uri:
+        return ""
+    parsed = urllib.parse.urlsplit(uri)
+    scheme = parsed.scheme.lower()
+    if scheme in ("http", "https"):
+        return _normal_http(uri)
+    if not scheme:
+        return uri
+    rest = uri[len(parsed.scheme) :]
+    if "@" in parsed.netloc:
+        userinfo, _, host = parsed.netloc.rpartition("@")
+        rest = rest.replace(parsed.netloc, _credentials_digest(userinfo) + host, 1)
+    return scheme + rest
+
+
+def _storage_key(location: str, server: Server) -> str:
+    """A storage URI in the one spelling of the bytes it names, on this server.
+
+    file: (and a bare path): the real path (symlinks in its parents resolved). mlflow-artifacts:
+    the http(s) URL MLflow requests for it (its own resolution: the tracking URI's scheme, host and
+    path, or the host the URI names), normalized as HTTP. http(s): normalized. Anything else (dbfs:,
+    models:, s3:, gs:, ...): the scheme lower-cased and trailing slashes dropped (every artifact
+    repository takes the location as a folder), the rest exactly: object stores keep `a//b` and `a/b`
+    apart.
+    """
+    parsed = urllib.parse.urlsplit(location)
+    scheme = parsed.scheme.lower()
+    if scheme in ("", "file"):
+        path = location if not scheme else urllib.parse.unquote(parsed.path)
+        real = os.path.realpath(path) if path else path
+        return f"file://{parsed.netloc.lower() if scheme else ''}{real}"
+    if scheme == "mlflow-artifacts":
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
+
+        try:
+            resolved = str(MlflowArtifactsRepository.resolve_uri(location, server.tracking_uri))  # type: ignore[no-untyped-call]
+        except MlflowException:
+            return location  # MLflow cannot download it either: it matches only itself
+        return _normal_http(resolved)
+    if scheme in ("http", "https"):
+        return _normal_http(location)
+    return scheme + location[len(parsed.scheme) :].rstrip("/")
+
+
+def location_key(location: str, server: Server) -> str:
+    """The key under which the parent downloads a storage location once (module docstring).
+
+    Two models share a key only when they are the same storage URI on the same server identity;
+    two servers never share one, however alike their paths (a replica, a restored backup, two Unity
+    Catalog workspaces with the same model names): when in doubt, both are downloaded.
+    """
+    return json.dumps([*server.identity, _storage_key(location, server)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,6 +770,33 @@ def _streams_sequentially(repo: ArtifactRepository) -> TypeGuard[HttpArtifactRep
     return False
 
 
+def _copy_local_and_hash(repo: LocalArtifactRepository, path: str, local: Path) -> FileEntry:
+    """Copy one file of a local store exactly as listed, hashing it on the way.
+
+    Not MLflow's LocalArtifactRepository._download_file: it URL-decodes the path and drops control
+    characters first (validate_path_is_safe), so `a%41.txt` would be read from `aA.txt` (a change to
+    one hidden behind the other), a name with a tab from the name without it, and a `#` is refused. The
+    listing already passed _safe_relative (no `..`, absolute path, backslash) and the link check;
+    here the file must still resolve inside the store and must not be a link (O_NOFOLLOW).
+    """
+    store = os.path.realpath(repo.artifact_dir)
+    stored = os.path.join(store, path)
+    if os.path.commonpath([store, os.path.realpath(stored)]) != store:
+        raise UnsafeArtifactPath(
+            f"{manifest_name(path)!r} in the artifact store {redact(repo.artifact_uri)} resolves outside "
+            "it. Likely cause: a link or a changed tree. Nothing was written for it. Fix: inspect the "
+            "model's storage."
+        )
+    digest, size = hashlib.sha256(), 0
+    descriptor = os.open(stored, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with open(descriptor, "rb") as source, open(local, "wb") as target:
+        while chunk := source.read(HASH_CHUNK_BYTES):
+            target.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    return FileEntry(size=size, sha256=digest.hexdigest())
+
+
 def download_and_hash(repo: ArtifactRepository, path: str, local: Path) -> FileEntry:
     """Download one file of the model and return its size and SHA-256.
 
@@ -603,6 +805,10 @@ def download_and_hash(repo: ArtifactRepository, path: str, local: Path) -> FileE
     write a file in parallel ranges or through a temporary file, so their files are hashed once
     complete.
     """
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    if isinstance(repo, LocalArtifactRepository):
+        return _copy_local_and_hash(repo, path, local)
     if not _streams_sequentially(repo):
         repo._download_file(path, str(local))  # type: ignore[no-untyped-call]
         return hash_file(local)
@@ -622,6 +828,23 @@ def download_and_hash(repo: ArtifactRepository, path: str, local: Path) -> FileE
                 digest.update(chunk)
                 size += len(chunk)
     return FileEntry(size=size, sha256=digest.hexdigest())
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # a byte that surrogateescape could not decode
+    if 0xD800 <= code <= 0xDFFF:
+        return f"\\u{code:04x}"  # a lone surrogate from elsewhere (a JSON listing)
+    return char
+
+
+def manifest_name(path: str) -> str:
+    """A listed path as a manifest key (module docstring): each undecodable byte of a file name
+    (U+DC80..U+DCFF, surrogateescape) as `\\xNN`, any other lone surrogate as `\\uNNNN`."""
+    if not any(0xD800 <= ord(char) <= 0xDFFF for char in path):
+        return path
+    return "".join(_escaped(char) for char in path)
 
 
 def download_tree(
@@ -663,23 +886,24 @@ def download_tree(
     lock = threading.Lock()
 
     def fetch(path: str, listed_size: int | None) -> None:
+        name = manifest_name(path)
         local = (root / path).resolve()
         if root not in local.parents:
-            raise UnsafeArtifactPath(f"{path!r} resolves outside the download directory")
+            raise UnsafeArtifactPath(f"{name!r} resolves outside the download directory")
         local.parent.mkdir(parents=True, exist_ok=True)
         try:
             entry = download_and_hash(repo, path, local)
         except (MlflowException, requests.RequestException, OSError, ValueError) as exc:
-            _download_error(exc, server, location, path)
+            _download_error(exc, server, location, name)
         if listed_size is not None and entry.size != listed_size:
             # A transfer cut short without an error would otherwise look like a changed file.
             raise ArtifactDownloadError(
-                f"downloading {path} of {redact(location)} gave {entry.size} bytes but the listing "
+                f"downloading {name} of {redact(location)} gave {entry.size} bytes but the listing "
                 f"says {listed_size}. Likely cause: the transfer was cut short or the file changed "
                 "during the check. Fix: rerun; if it persists, check the artifact store."
             )
         with lock:
-            manifest[path] = [entry.size, entry.sha256]
+            manifest[name] = [entry.size, entry.sha256]
         progress.add(entry.size)
 
     # _download_file is what MLflow's own download_artifacts calls per file; calling it directly
@@ -756,8 +980,17 @@ class Session:
         if registry_uri:
             mlflow.set_registry_uri(registry_uri)
         display = f"the workspace {host} ({tracking_uri})" if host else tracking_uri
+        registry = registry_uri or mlflow.get_registry_uri()
+        workspaces = {
+            _normal_http(found if "://" in found else f"https://{found}")
+            for uri in (tracking_uri, registry)
+            if databricks.uses_databricks(uri) and (found := databricks.host_of(uri, os.environ))
+        }
         server = Server(
-            tracking_uri=tracking_uri, registry_uri=registry_uri or mlflow.get_registry_uri(), display=display
+            tracking_uri=tracking_uri,
+            registry_uri=registry,
+            display=display,
+            workspace=" ".join(sorted(workspaces)),
         )
         try:
             client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
@@ -813,7 +1046,7 @@ def resolve_and_locate(
         models[role] = {
             "uri": uris[role],
             "location": redact(location),
-            "location_key": location_key(location, server.tracking_uri),
+            "location_key": location_key(location, server),
             "_location": location,
         }
     return {"version": version, "models": models, "resolve_seconds": time.monotonic() - started}
@@ -877,7 +1110,34 @@ def serve(read_line: Callable[[], str], emit: Emit) -> None:
     emit({"event": "result", "downloads": download_planned(session, located, plan["download"], emit)})
 
 
+PARENT_POLL_SECONDS = 0.5
+EXIT_ORPHANED = 70
+
+
+def watch_parent(parent_pid: int) -> threading.Thread:
+    """End this process as soon as the parent that started it is gone.
+
+    A worker may sit in a network call for its whole timeout, and a parent killed by SIGKILL (a
+    cancelled CI job) cannot stop it. When the parent dies the worker is re-parented (to init or a
+    subreaper), so os.getppid() stops being the pid the parent passed: that works on Linux and
+    macOS alike, unlike prctl(PR_SET_PDEATHSIG), which is Linux-only and fires when the *thread*
+    that started the worker ends, a short-lived thread of a parent that is still alive. Nothing is
+    left to flush: the parent that would read the events is gone.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(EXIT_ORPHANED)
+
+    thread = threading.Thread(target=watch, name="parent-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str]) -> int:
+    # The parent's pid from the command line: one that died before this line still counts as gone.
+    watch_parent(int(argv[2]) if len(argv) > 2 else os.getppid())
     channel = os.fdopen(int(argv[1]), "w", encoding="utf-8", buffering=1)
     lock = threading.Lock()
 
