@@ -3,8 +3,12 @@ separate copy, failures, all against loopback workspace doubles (tests/databrick
 
 from __future__ import annotations
 
+import configparser
 import os
+import signal
+import stat
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlflow_version_check import databricks
 from tests.conftest import BIN, Run, load_valid_report
 from tests.databricks_double import WorkspaceDouble
 from tests.servers import free_port
+from tests.silent_server import SilentServer
 
 MLMODEL = {
     "artifact_path": "model",
@@ -224,3 +230,70 @@ def test_credential_variables_never_leak(
         assert run.exit_code == 3, run.stderr
         assert "authentication failed" in run.stderr.splitlines()[-1]
         assert canary not in run.stdout + run.stderr + report.read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# --timeout reaches named profiles (issue 10, point 7).
+
+
+def test_timeout_bounds_a_named_profile_whose_workspace_never_answers(tmp_path: Path) -> None:
+    """databricks://hang, a workspace that accepts connections and never answers: --timeout 2
+    ends the run with exit 3 and one error line within a minute (it took minutes before)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
+    with SilentServer() as workspace:
+        (home / ".databrickscfg").write_text(
+            f"[DEFAULT]\nhost = http://127.0.0.1:{free_port()}\n\n"
+            f"[hang]\nhost = {workspace.url}\ntoken = dapi{'5e' * 16}\n"
+        )
+        started = time.monotonic()
+        # A session of its own: on a timeout the whole run (the CLI and its worker) is killed.
+        process = subprocess.Popen(
+            [str(BIN / "check-model-version"), "--model", "m", "--version-or-stage", "1",
+             "--tracking-uri", "databricks://hang", "--timeout", "2", "--retries", "0",
+             "--report-file", str(tmp_path / "r.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**clean, "HOME": str(home)},
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            pytest.fail("the run still hung after 120 s")
+        elapsed = time.monotonic() - started
+        assert workspace.accepted > 0, "the run reached the silent workspace"
+    run = Run(process.returncode, stdout, stderr)
+    assert run.exit_code == 3, run.stderr
+    assert len(run.error_lines) == 1 and run.error_lines[0].startswith("error: "), run.stderr
+    assert "timed out" in run.error_lines[0]
+    assert elapsed < 60, f"took {elapsed:.0f} s"
+
+
+def test_bounded_config_writes_the_limits_into_every_profile(tmp_path: Path) -> None:
+    """The private copy gives each profile, as databricks-sdk reads it (ConfigParser()._sections,
+    no [DEFAULT] inheritance), its own limits, and keeps a profile's own value and every credential."""
+    source = tmp_path / "databrickscfg"
+    source.write_text(
+        "[DEFAULT]\nhost = https://default.example\ntoken = dapi-default-canary\n\n"
+        "[hang]\nhost = https://hang.example\ntoken = dapi-hang-canary\n\n"
+        "[own]\nhost = https://own.example\nclient_id = c\nclient_secret = s\nretry_timeout_seconds = 77\n\n"
+        "[__settings__]\ndefault_profile = hang\n"
+    )
+    with databricks.bounded_config(12, {"DATABRICKS_CONFIG_FILE": str(source)}) as variables:
+        copy = Path(variables["DATABRICKS_CONFIG_FILE"])
+        assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+        parser = configparser.ConfigParser()
+        parser.read(copy)
+        # What databricks.sdk.config.Config._known_file_config_loader reads: sections without DEFAULT.
+        profiles = {name: dict(values) for name, values in parser._sections.items()}  # type: ignore[attr-defined]
+        defaults = dict(parser.defaults())
+    assert profiles["hang"] == {"host": "https://hang.example", "token": "dapi-hang-canary",
+                                "retry_timeout_seconds": "2", "http_timeout_seconds": "12"}  # fmt: skip
+    assert profiles["own"] == {"host": "https://own.example", "client_id": "c", "client_secret": "s",
+                               "retry_timeout_seconds": "77", "http_timeout_seconds": "12"}  # fmt: skip
+    assert defaults == {"host": "https://default.example", "token": "dapi-default-canary",
+                        "retry_timeout_seconds": "2", "http_timeout_seconds": "12"}  # fmt: skip
+    assert profiles["__settings__"] == {"default_profile": "hang"}
+    assert not copy.exists(), "the private copy is removed afterwards"

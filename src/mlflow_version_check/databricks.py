@@ -18,6 +18,11 @@ from pathlib import Path
 
 from .errors import InvalidOption
 
+# A name no .databrickscfg section can have ("]" ends a section header).
+_NO_DEFAULT_SECTION = "]no default section["
+# databricks-sdk's section of settings (`default_profile`), not a profile.
+_SETTINGS_SECTION = "__settings__"
+
 # Variables that databricks-sdk reads before a profile's own values (it loads the environment first).
 CREDENTIAL_VARIABLES = (
     "DATABRICKS_HOST",
@@ -94,7 +99,10 @@ def bounded_config(timeout_seconds: float, environ: Mapping[str, str]) -> Iterat
     (several clients probe in turn). Yields the variables that point the worker at it.
     """
     source = Path(environ.get("DATABRICKS_CONFIG_FILE") or Path(environ.get("HOME", "~")) / ".databrickscfg")
-    parser = configparser.ConfigParser(interpolation=None)
+    # databricks-sdk reads `ConfigParser()._sections`: a profile gets none of [DEFAULT]'s keys. Read
+    # with a default section that cannot occur, so that [DEFAULT] is a section like the others and
+    # each profile shows only its own keys; each one that lacks a limit gets it.
+    parser = configparser.ConfigParser(interpolation=None, default_section=_NO_DEFAULT_SECTION)
     try:
         parser.read(source.expanduser(), encoding="utf-8")
     except configparser.Error as exc:
@@ -102,14 +110,17 @@ def bounded_config(timeout_seconds: float, environ: Mapping[str, str]) -> Iterat
             f"{source}: cannot be parsed as a Databricks config ({exc.message.splitlines()[0]}). Fix: "
             "correct the file (sections like [prod_env] with host and token lines)."
         ) from exc
-    # The SDK does not inherit [DEFAULT] keys into a profile: each section gets its own.
     limits = {
         "retry_timeout_seconds": str(max(1, round(timeout_seconds / 6))),
         "http_timeout_seconds": str(max(1, round(timeout_seconds))),
     }
-    for section in [configparser.DEFAULTSECT, *parser.sections()]:
+    if not parser.has_section(configparser.DEFAULTSECT):
+        parser.add_section(configparser.DEFAULTSECT)  # for `databricks` with DATABRICKS_HOST
+    for section in parser.sections():
+        if section == _SETTINGS_SECTION:
+            continue  # not a profile: the SDK reads only `default_profile` there
         for key, value in limits.items():
-            if key not in parser[section]:
+            if not parser.has_option(section, key):
                 parser.set(section, key, value)
     directory = Path(tempfile.mkdtemp(prefix="mvc-databricks-"))
     try:

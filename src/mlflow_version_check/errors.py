@@ -95,7 +95,7 @@ class ArtifactDownloadError(OperationFailed):
 
 
 class UnsafeArtifactPath(OperationFailed):
-    """An artifact listing named a path outside the download directory."""
+    """An artifact listing named a path outside the model, or a remote server named a local file."""
 
 
 class RegistryError(OperationFailed):

@@ -280,8 +280,8 @@ def refuse_special_target(option: str, path: Path) -> None:
     """
     try:
         info = path.lstat()
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there (yet): whether it can be written is the caller's check
     except OSError as exc:
         raise ReportPathError(
             f"{option} {path} cannot be inspected: {exc.strerror or exc}. Fix: give a path in a "

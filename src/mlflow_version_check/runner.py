@@ -106,6 +106,9 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
+                # Its own process group: a Ctrl-C at the terminal reaches the parent alone, which
+                # stops its workers itself (cli.interruptible) and reports the interruption.
+                process_group=0,
                 env={**self.server.worker_env(os.environ), **self.run_env},
             )
         except OSError:

@@ -68,20 +68,16 @@ def safe_text(text: str) -> str:
     return "\n".join(safe_line(line) for line in text.split("\n"))
 
 
-# Markdown in a GitHub job summary: table pipes, inline HTML, links and images, code spans, emphasis,
-# headings, @mentions (which notify people) and #references. Each is shown as text.
+# Markdown in a GitHub job summary: table pipes, inline HTML and entities, links and images (their
+# brackets), code spans, bold, @mentions (which notify people) and #references are shown as text.
+# Intraword underscores and parentheses are left alone: they only format, and names are full of them.
 _MARKDOWN_SPECIAL = {
     "\\": "\\\\",
     "|": "\\|",
     "`": "\\`",
     "*": "\\*",
-    "_": "\\_",
-    "~": "\\~",
     "[": "\\[",
     "]": "\\]",
-    "(": "\\(",
-    ")": "\\)",
-    "!": "\\!",
     "<": "&lt;",
     ">": "&gt;",
     "&": "&amp;",
