@@ -370,3 +370,24 @@ def test_each_run_stamps_its_report_and_junit_with_a_fresh_nonce(
         assert nonce not in run.summary  # not a secret, but nothing a reader needs
         nonces.append(nonce)
     assert nonces[0] != nonces[1]
+
+
+def test_databricks_config_secrets_in_colon_form_are_masked_and_removed(tmp_path: Path) -> None:
+    """databricks-config written `key: value` (as configparser reads it too): each secret is masked
+    before anything else and appears in no other line, output, summary or report."""
+    token, secret = "CANARY-colon-token-4e1d", "CANARY-colon-secret-9c2b"
+    config = f"[prod]\nhost: http://127.0.0.1:9\ntoken: {token}\nclient_secret:{secret}\n"
+    run = run_action(
+        tmp_path,
+        {"model": "m", "version-or-stage": "1", "tracking-uri": "databricks://prod",
+         "databricks-config": config, "upload-artifact": "false"},
+    )  # fmt: skip
+    assert run.exit_code == 3, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    masks = lines[: next(i for i, line in enumerate(lines) if not line.startswith("::add-mask::"))]
+    for value in (token, secret):
+        assert f"::add-mask::{value}" in masks
+        others = [line for line in lines if not line.startswith("::add-mask::")]
+        assert not any(value in line for line in others + run.stderr.splitlines())
+        assert value not in run.summary and value not in json.dumps(run.outputs)
+        assert value not in json.dumps(run.report())

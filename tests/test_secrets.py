@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -290,21 +289,6 @@ def test_redact_tree_copies_and_redacts_keys_and_values(fresh: None) -> None:
         "key ***": ["***", 1, 2.5, True, None, ("x", "***")],
     }
     assert json.dumps(report, sort_keys=True) == before
-
-
-def test_redact_tree_of_a_large_report_stays_cheap(fresh: None) -> None:
-    """A report with 5,000 differences and three known secrets is redacted in well under a second."""
-    redaction.remember_secrets([TOKEN, PASSWORD, "dapi" + "0f" * 16])
-    report = {"differences": [
-        {"path": f"data/part-{i:05d}/weights.bin", "kind": "changed", "note": None,
-         "left": {"size": i, "sha256": f"{i:064x}"}, "right": {"size": i + 1, "sha256": f"{i + 1:064x}"}}
-        for i in range(5000)
-    ]}  # fmt: skip
-    started = time.perf_counter()
-    shown = redaction.redact_tree(report)
-    elapsed = time.perf_counter() - started
-    assert shown == report
-    assert elapsed < 1.0, f"{elapsed:.2f} s"
 
 
 SNIPPET = """

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import databricks, github
 from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE, Interrupted, UsageProblem
-from .redact import redact
+from .redact import config_secrets, redact, redact_tree, remember_secrets, secret_forms, secrets_in_uri
 from .untrusted import escape_controls, safe_line
 
 DEFAULTS: dict[str, str] = {
@@ -51,7 +51,6 @@ SECRET_INPUTS = ("databricks-token", "databricks-client-secret", "mlflow-trackin
 # Variables through which databricks-sdk silently overrides a profile's values (it reads env first),
 # and the config file the action itself provides.
 AMBIENT_DATABRICKS = (*databricks.CREDENTIAL_VARIABLES, "DATABRICKS_CONFIG_FILE")
-_SECRET_KEYS_IN_CONFIG = ("token", "client_secret", "password", "azure_client_secret")
 
 
 class ActionInputError(UsageProblem):
@@ -75,12 +74,12 @@ def read_inputs(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def secrets_of(inputs: Mapping[str, str]) -> list[str]:
-    """Every secret value: the secret inputs and the credentials inside databricks-config."""
+    """Every secret value: the secret inputs, every secret of databricks-config (`key = value` or
+    `key: value`, as databricks-sdk's configparser reads it) and credentials in the URI inputs."""
     found = [inputs[name] for name in SECRET_INPUTS if inputs.get(name, "").strip()]
-    for line in inputs.get("databricks-config", "").splitlines():
-        key, separator, value = line.partition("=")
-        if separator and key.strip().lower() in _SECRET_KEYS_IN_CONFIG and value.strip():
-            found.append(value.strip())
+    found += config_secrets(inputs.get("databricks-config", ""))
+    for name in ("tracking-uri", "registry-uri"):
+        found += secrets_in_uri(inputs.get(name, ""))
     return found
 
 
@@ -292,9 +291,18 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
 def _run(env: MutableMapping[str, str]) -> int:
     inputs = read_inputs(env)
     on_github = github.on_github(env)
+    known = secrets_of(inputs)
+    remember_secrets(known)  # removed by value from every message, report and summary from here on
     if on_github:
-        # Before anything else is printed: a secret must never reach the log unmasked.
-        github.add_masks(secrets_of(inputs))
+        # Before anything else is printed: a secret must never reach the log unmasked, nor its
+        # percent-encoded or base64 forms (a server may echo an Authorization header back).
+        # (A multi-line value, the databricks-config text, is masked line by line; its own secrets
+        # are among `known` one by one, with their forms.)
+        github.add_masks(
+            dict.fromkeys(
+                form for secret in known for form in ([secret] if "\n" in secret else secret_forms(secret))
+            )
+        )
     workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
     report_file = Path(inputs["report-file"])
     if not report_file.is_absolute():
@@ -414,6 +422,7 @@ def _write_input_error_report(
     shown = {name: redact(value) for name, value in inputs.items() if name not in SECRET_INPUTS}
     report = error_report(command, error, {"inputs": shown})
     report["System"]["run_nonce"] = run_nonce
+    report = redact_tree(report)
     try:
         write_report(report, path, "report-file")
     except (OSError, ReportPathError):
@@ -422,6 +431,7 @@ def _write_input_error_report(
 
 
 def _finish_outputs(env: Mapping[str, str], outputs: dict[str, str]) -> None:
+    outputs = {name: redact(value) for name, value in outputs.items()}
     if path := env.get("GITHUB_OUTPUT"):
         github.write_outputs(path, outputs)
     else:

@@ -27,7 +27,7 @@ from .errors import (
     ReportPathError,
     VersionCheckError,
 )
-from .redact import redact
+from .redact import redact, redact_tree, remember_secrets, secrets_in_uri
 from .untrusted import safe_line, safe_text
 
 PROGRESS_AFTER_SECONDS = 2.0
@@ -263,6 +263,13 @@ def run_check(
     from .core import check_model_version, resolve_server_uris
     from .report import check_report, check_summary, error_report
 
+    # Credentials written into a URI are secrets by value from here on, in every message and report.
+    remember_secrets(
+        [
+            *secrets_in_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")),
+            *secrets_in_uri(registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")),
+        ]
+    )
     shown_tracking = redact(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")) or None
     shown_registry = redact(registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")) or None
     options = {
@@ -308,10 +315,14 @@ def run_check(
 
 
 def _stamped(report: dict[str, Any], run_nonce: str | None) -> dict[str, Any]:
-    """The report with this run's nonce (when given) and every string's secrets removed."""
+    """The report with this run's nonce (when given) and every string's secrets removed.
+
+    One pass at the edge, before anything is rendered from it: the JSON file, the JUnit file, the
+    summary on stdout, and in the action the annotations, job summary and outputs.
+    """
     if run_nonce:
         report["System"]["run_nonce"] = run_nonce
-    return report
+    return redact_tree(report)
 
 
 def _failed(
@@ -382,6 +393,10 @@ def run_compare(
     try:
         check_output_paths(report_file, junit_file)
         config = load_config(config_file)
+        remember_secrets(
+            [found for side in config.servers for uri in (side.host, side.registry_uri or "")
+             for found in secrets_in_uri(uri)]
+        )  # fmt: skip
         for key, side in zip(("tracking_server_1", "tracking_server_2"), config.servers, strict=True):
             servers[key] = (redact(side.host), redact(side.registry_uri) if side.registry_uri else None)
             options[key] = {

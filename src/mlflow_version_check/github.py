@@ -37,9 +37,11 @@ def command(name: str, message: str, stream: TextIO | None = None, **properties:
 
 def add_masks(values: Iterable[str], stream: TextIO | None = None) -> None:
     """Mask each secret (and each line of a multi-line one) before anything else is printed."""
+    masked: set[str] = set()
     for value in values:
-        for part in {value, *value.splitlines()}:
-            if part.strip():
+        for part in (value, *value.splitlines()):
+            if part.strip() and part.strip() not in masked:
+                masked.add(part.strip())
                 command("add-mask", part.strip(), stream)
 
 

@@ -153,8 +153,9 @@ def _error_code(exc: BaseException) -> str | None:
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return redact(text if len(text) <= 300 else text[:297] + "...")
+    # Redacted before it is cut: a cut through a secret would leave its first characters in clear.
+    text = redact(" ".join(str(exc).split()))
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 # The names by which a tracking server on this very machine is reached. Exactly these, not all of
