@@ -292,7 +292,8 @@ def test_container_databricks_inputs_without_leaks(image: str, tmp_path: Path) -
 
 def test_docker_stop_ends_a_hung_run_cleanly(image: str, tmp_path: Path) -> None:
     """The entrypoint is PID 1: `docker stop` (SIGTERM) ends a run hung on a silent server within
-    the grace period, with exit 143 (not 137, a SIGKILL), an error report and passed=false."""
+    docker's default grace period of 10 s, with exit 143 (not 137, a SIGKILL after the grace
+    period), an error report and passed=false."""
     from tests.test_interrupts import SilentServer
 
     workspace = tmp_path / "workspace"

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .errors import ERRORS_BY_NAME, VersionCheckError, WorkerCrashed
+from .errors import ERRORS_BY_NAME, Interrupted, VersionCheckError, WorkerCrashed
 from .redact import redact
 
 # Variables that choose a server or its credentials; a worker gets only those of its own server.
@@ -200,10 +200,12 @@ class Worker:
         return result
 
     def abort(self) -> None:
+        """Tell the worker to stop before downloading; one still busy resolving (a server that does
+        not answer) is killed after a moment: nothing of it is needed any more."""
         self._send({"abort": True})
-        self.finish()
+        self.finish(patience=2.0)
 
-    def finish(self) -> None:
+    def finish(self, patience: float = 30.0) -> None:
         process = self._process
         if process is None:
             return
@@ -211,7 +213,7 @@ class Worker:
             with contextlib.suppress(BrokenPipeError):
                 self._stdin.close()
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=patience)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -249,6 +251,8 @@ def run_workers(
         for worker in started:
             try:
                 located.update(worker.wait_located()["versions"])
+            except Interrupted as error:  # not a worker's failure: stop them all now (finally)
+                raise _with_partial(error, started) from None
             except VersionCheckError as error:
                 errors.append(error)
         if errors:
