@@ -319,7 +319,7 @@ def test_docker_stop_ends_a_hung_run_cleanly(image: str, tmp_path: Path) -> None
         try:
             assert silent.accepted.wait(120), "the run never reached the server"
             subprocess.run(
-                ["docker", "stop", "--time", "30", name], check=True, capture_output=True, timeout=90
+                ["docker", "stop", "--time", "10", name], check=True, capture_output=True, timeout=90
             )
             state = subprocess.run(
                 ["docker", "inspect", "--format", "{{.State.ExitCode}}", name],
