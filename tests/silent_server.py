@@ -20,6 +20,7 @@ class SilentServer:
         self._connections: list[socket.socket] = []
         self._stopped = threading.Event()
         self.accepted = 0
+        self.first_accepted = threading.Event()  # set once a client is connected and waiting
 
     @property
     def url(self) -> str:
@@ -33,6 +34,7 @@ class SilentServer:
                 return  # the listener was closed
             self._connections.append(connection)
             self.accepted += 1
+            self.first_accepted.set()
 
     def __enter__(self) -> SilentServer:
         self._listener.listen(64)

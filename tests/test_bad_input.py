@@ -36,7 +36,10 @@ from tests import models
 from tests.conftest import BIN, load_valid_report
 from tests.databricks_double import WorkspaceDouble
 from tests.fault_proxy import FaultProxy
+from tests.prefix_proxy import PrefixProxy
+from tests.runner_commands import RunnerLog
 from tests.servers import MlflowServer, free_port
+from tests.silent_server import SilentServer
 
 pytestmark = pytest.mark.server
 ROOT = Path(__file__).resolve().parent.parent
@@ -470,6 +473,38 @@ def _dev_null_untouched(outcome: Outcome, ctx: Context) -> None:
     assert stat.S_ISCHR(os.lstat("/dev/null").st_mode), "/dev/null was replaced by a regular file"
 
 
+HOSTILE_ERROR = "x\n::add-mask::mvcforged ##[error]mvcforged \x1b[31m"
+
+
+def _no_command_in_any_stream(outcome: Outcome, ctx: Context) -> None:
+    assert RunnerLog().feed(outcome.stdout).processed == []
+    assert RunnerLog().feed(outcome.stderr).processed == []
+    assert "\x1b" not in outcome.stdout + outcome.stderr
+
+
+def _remote_server_names_a_local_file(ctx: Context) -> Invocation:
+    """The session server reached at 127.0.0.2 (not this machine's own name), serving a version whose
+    source is a file: folder in the sandbox."""
+    name = unique("matrix_local")
+    client = models._client(ctx.server.url)
+    secret_root = ctx.sandbox.root / "local-secret"
+    experiment = client.create_experiment(name, artifact_location=secret_root.as_uri())
+    version = models.register_run_artifacts(
+        ctx.server.url, name, source_form="location", experiment_id=experiment
+    )
+    remote = ctx.stack.enter_context(PrefixProxy({"": ctx.server.url}, host="127.0.0.2"))
+    return ctx.check("--model", name, "--version-or-stage", version.version, tracking_uri=remote.url)
+
+
+def _hung_named_profile(ctx: Context) -> Invocation:
+    """A named profile whose workspace accepts connections and never answers."""
+    silent = ctx.stack.enter_context(SilentServer())
+    (ctx.sandbox.home / ".databrickscfg").write_text(
+        f"[hang]\nhost = {silent.url}\ntoken = dapi22222222222222222222222222222222\n"
+    )
+    return ctx.check("--timeout", "2", "--retries", "0", tracking_uri="databricks://hang")
+
+
 def _binary_config(ctx: Context) -> Invocation:
     (ctx.sandbox.work / "config.yaml").write_bytes(b"\xff\xfe\x00not text")
     return ctx.compare(None)
@@ -638,6 +673,12 @@ SERVER_ANSWERS = [
          _type_is("UnsafeArtifactPath")),
     Case("symlink-loop-in-a-local-store", 3, "is a symlink", True, _symlink_loop,
          _type_is("UnsafeArtifactPath")),
+    Case("server-error-body-forges-commands", 3, "mvcforged", True,
+         lambda c: c.check("--retries", "0", tracking_uri=c.faulty(
+             ("registered-models/get", "status", {"status": 400, "message": HOSTILE_ERROR}))),
+         _no_command_in_any_stream),
+    Case("remote-server-names-a-local-file", 3, "names a path on this machine", True,
+         _remote_server_names_a_local_file, _type_is("UnsafeArtifactPath")),
     Case("compare-second-server-refuses", 3, "tracking_server_2: ", True,
          lambda c: c.compare(_config(_side(c),
                                      {"host": f"http://127.0.0.1:{free_port()}", "model": "m",
@@ -657,6 +698,7 @@ DATABRICKS = [
          lambda c: _seeded_workspace(c, "wrong-oauth"), _no_secret_in_output("wrong-canary")),
     Case("databricks-host-refuses-connections", 3, "no answer from the Databricks workspace", True,
          lambda c: _seeded_workspace(c, "dead")),
+    Case("databricks-named-profile-hangs", 3, "no answer", True, _hung_named_profile, _bounded(60)),
     Case("databricks-ambient-token", 2, "DATABRICKS_TOKEN set in the environment would silently", True,
          _on_workspace(env={"DATABRICKS_TOKEN": "ambient-canary"})),
 ]  # fmt: skip

@@ -294,7 +294,7 @@ def test_docker_stop_ends_a_hung_run_cleanly(image: str, tmp_path: Path) -> None
     """The entrypoint is PID 1: `docker stop` (SIGTERM) ends a run hung on a silent server within
     docker's default grace period of 10 s, with exit 143 (not 137, a SIGKILL after the grace
     period), an error report and passed=false."""
-    from tests.test_interrupts import SilentServer
+    from tests.silent_server import SilentServer
 
     workspace = tmp_path / "workspace"
     commands = tmp_path / "commands"
@@ -317,7 +317,7 @@ def test_docker_stop_ends_a_hung_run_cleanly(image: str, tmp_path: Path) -> None
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
         try:
-            assert silent.accepted.wait(120), "the run never reached the server"
+            assert silent.first_accepted.wait(120), "the run never reached the server"
             subprocess.run(
                 ["docker", "stop", "--time", "10", name], check=True, capture_output=True, timeout=90
             )

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,36 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BIN, load_valid_report
-
-
-class SilentServer:
-    """A TEST DOUBLE of a server that accepts connections and never answers (a hung workspace)."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.accepted = threading.Event()
-        self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            self._held.append(connection)
-            self.accepted.set()
-
-    def __enter__(self) -> SilentServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.socket.close()
-        for connection in self._held:
-            connection.close()
+from tests.silent_server import SilentServer
 
 
 @pytest.fixture
@@ -116,7 +85,7 @@ def test_a_signal_ends_the_run_cleanly(
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert silent_server.accepted.wait(60), "the worker never reached the server"
+        assert silent_server.first_accepted.wait(60), "the worker never reached the server"
         time.sleep(0.5)  # the worker is now blocked in its request
         workers = children_of(process.pid)
         assert workers, "no worker process"
