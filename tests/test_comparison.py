@@ -16,7 +16,7 @@ from mlflow_version_check.comparison import (
     native_model_paths,
 )
 from mlflow_version_check.errors import NativeModelNotFound
-from mlflow_version_check.manifest import hash_file, manifest_of_directory, tree_digest
+from mlflow_version_check.manifest import FileEntry, hash_file, manifest_of_directory, tree_digest
 
 MLMODEL = """\
 artifact_path: model
@@ -388,3 +388,23 @@ def test_mlmodel_reformatted_is_equal_and_reported(trees: tuple[Path, Path]) -> 
     comparison = compare_dirs(left, right)
     assert comparison.equals
     assert [(i.path, i.rule) for i in comparison.ignored] == [("MLmodel", "mlmodel-same-content")]
+
+
+@pytest.mark.parametrize(
+    ("left_value", "right_value"),
+    [
+        pytest.param("true", "1", id="bool-vs-int"),
+        pytest.param("1", "1.0", id="int-vs-float"),
+        pytest.param("'1'", "1", id="string-vs-int"),
+        pytest.param("null", None, id="null-vs-absent"),
+    ],
+)
+def test_mlmodel_values_of_another_type_differ(left_value: str, right_value: str | None) -> None:
+    """MLmodel values equal in Python but of another YAML type are a difference, not the same content."""
+    base = "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+    left = base + f"    streamable: {left_value}\n"
+    right = base + (f"    streamable: {right_value}\n" if right_value is not None else "")
+    manifests = ({"MLmodel": FileEntry(len(left), "a" * 64)}, {"MLmodel": FileEntry(len(right), "b" * 64)})
+    result = compare_trees(*manifests, left_mlmodel=left, right_mlmodel=right)
+    assert not result.equals
+    assert "flavors.python_function.streamable" in (result.differences[0].note or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import posixpath
 import re
 from collections.abc import Collection, Iterator
@@ -130,6 +131,25 @@ def parse_mlmodel(text: str | None) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+_ABSENT = object()
+
+
+def _typed(value: Any) -> Any:
+    """A value with its type made part of it: YAML's `true`, `1` and `1.0` are equal in Python but
+    not to a loader that checks `is True` or an int; an absent key is not `key: null`."""
+    if isinstance(value, dict):
+        return ("map", tuple(sorted(((_typed(k), _typed(v)) for k, v in value.items()), key=repr)))
+    if isinstance(value, list | tuple):
+        return ("seq", tuple(_typed(item) for item in value))
+    if isinstance(value, float) and math.isnan(value):  # NaN equals itself here, as the bytes do
+        return ("float", "nan")
+    return (type(value).__name__, value)
+
+
+def _same(left: Any, right: Any) -> bool:
+    return bool(_typed(left) == _typed(right))
+
+
 def _compare_mlmodel(left_text: str | None, right_text: str | None) -> tuple[bool, list[IgnoredItem], str]:
     """Semantic MLmodel comparison: equal but for the identity fields, which are reported."""
     left = parse_mlmodel(left_text)
@@ -145,13 +165,13 @@ def _compare_mlmodel(left_text: str | None, right_text: str | None) -> tuple[boo
             right=_json_safe(right.get(key)),
         )
         for key in MLMODEL_IDENTITY_FIELDS
-        if left.get(key) != right.get(key)
+        if not _same(left.get(key, _ABSENT), right.get(key, _ABSENT))
     ]
     differing = [
         path
         for key in sorted(set(left) | set(right), key=str)
-        if key not in MLMODEL_IDENTITY_FIELDS and left.get(key) != right.get(key)
-        for path in _differing_keys(left.get(key), right.get(key), str(key))
+        if key not in MLMODEL_IDENTITY_FIELDS and not _same(left.get(key, _ABSENT), right.get(key, _ABSENT))
+        for path in _differing_keys(left.get(key, _ABSENT), right.get(key, _ABSENT), str(key))
     ]
     if differing:
         shown = differing[:MLMODEL_KEYS_SHOWN]
@@ -168,9 +188,9 @@ def _differing_keys(left: Any, right: Any, prefix: str) -> Iterator[str]:
     flavors.python_function.loader_module), so that a note says what changed."""
     if isinstance(left, dict) and isinstance(right, dict):
         for key in sorted(set(left) | set(right), key=str):
-            if left.get(key) != right.get(key):
-                yield from _differing_keys(left.get(key), right.get(key), f"{prefix}.{key}")
-    elif left != right:
+            if not _same(left.get(key, _ABSENT), right.get(key, _ABSENT)):
+                yield from _differing_keys(left.get(key, _ABSENT), right.get(key, _ABSENT), f"{prefix}.{key}")
+    elif not _same(left, right):
         yield prefix
 
 
