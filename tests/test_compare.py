@@ -337,3 +337,41 @@ def test_file_names_with_spaces_and_unicode(
         assert section["tracking_server_1"]["files"] == section["tracking_server_2"]["files"] >= len(files)
         differences = [(d["path"], d["kind"]) for d in section["differences"]]
         assert differences == ([] if expected_code == 0 else [("artifacts/net/日本/語.bin", "changed")])
+
+
+def test_names_with_url_syntax_are_fetched_as_named(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """A file named `evil?x` in the server's store, changed between two versions, next to an unchanged
+    decoy `evil`: it is fetched under its own name and the change is found (unquoted in the URL it
+    would be read from the decoy: a false "equal")."""
+    versions = [models.log_sklearn(mlflow_server.url, unique("urlname")) for _ in range(2)]
+    for version, content in zip(versions, (b"A" * 64, b"B" * 64), strict=True):
+        store = models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version)
+        (store / "evil?x").write_bytes(content)
+        (store / "evil").write_bytes(b"D" * 64)
+    config = write_config(
+        tmp_path / "c.yaml", side(mlflow_server, versions[0]), side(mlflow_server, versions[1])
+    )
+    report_file = tmp_path / "r.json"
+    run = run_command(
+        "compare-model-versions", "--config-file", str(config), "--compare-run-models",
+        "--report-file", str(report_file),
+    )  # fmt: skip
+    assert run.exit_code == 1, run.stdout + run.stderr
+    section = load_valid_report(report_file)["Run_Model_Comparison"]
+    assert [(d["path"], d["kind"]) for d in section["differences"]] == [("evil?x", "changed")]
+
+
+def test_a_name_the_server_lists_as_another_is_refused(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """A stored `evil%41` next to `evilA`: MLflow's server lists both as `evilA`; the check refuses the
+    listing (exit 3) instead of comparing the decoy twice and passing a changed file."""
+    version = models.log_sklearn(mlflow_server.url, unique("decoded"))
+    store = models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version)
+    (store / "evil%41").write_bytes(b"changed")
+    (store / "evilA").write_bytes(b"decoy")
+    run = run_command(
+        "check-model-version", "--model", version.name, "--version-or-stage", version.version,
+        "--tracking-uri", mlflow_server.url, "--report-file", str(tmp_path / "r.json"),
+    )  # fmt: skip
+    assert run.exit_code == 3, run.stdout + run.stderr
+    assert "'evilA' twice" in run.stderr
+    assert load_valid_report(tmp_path / "r.json")["error"]["type"] == "UnsafeArtifactPath"

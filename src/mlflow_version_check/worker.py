@@ -798,6 +798,12 @@ def _copy_local_and_hash(repo: LocalArtifactRepository, path: str, local: Path) 
     return FileEntry(size=size, sha256=digest.hexdigest())
 
 
+# Characters that a URL path reads as something else: `?` starts the query, `#` the fragment, and `%`
+# an escape the server decodes (`a%41` would fetch `aA`). MLflow's HTTP repositories join the listed
+# path into the URL as it is.
+URL_SPECIAL = ("%", "?", "#")
+
+
 def download_and_hash(repo: ArtifactRepository, path: str, local: Path) -> FileEntry:
     """Download one file of the model and return its size and SHA-256.
 
@@ -811,14 +817,25 @@ def download_and_hash(repo: ArtifactRepository, path: str, local: Path) -> FileE
     if isinstance(repo, LocalArtifactRepository):
         return _copy_local_and_hash(repo, path, local)
     if not _streams_sequentially(repo):
+        from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
+
+        if isinstance(repo, HttpArtifactRepository) and any(char in path for char in URL_SPECIAL):
+            # MLflow would fetch another file under this name (a hidden change): refuse, not guess.
+            raise UnsafeArtifactPath(
+                f"{manifest_name(path)!r} of {redact(repo.artifact_uri)} cannot be fetched as named: MLflow "
+                "puts it into a URL unquoted, where '%', '?' and '#' change which file is read. Likely "
+                "cause: a file name with URL syntax in the store. Fix: rename the file, or check without "
+                "multipart downloads (MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD unset)."
+            )
         repo._download_file(path, str(local))  # type: ignore[no-untyped-call]
         return hash_file(local)
     from mlflow.utils.request_utils import augmented_raise_for_status
     from mlflow.utils.rest_utils import http_request
 
-    # What HttpArtifactRepository._download_file does (MLflow pinned by constraints.txt), plus the hash.
+    # What HttpArtifactRepository._download_file does (MLflow pinned by constraints.txt), plus the hash,
+    # with the path quoted: unquoted, `evil?x` would fetch `evil` and `evil%41` would fetch `evilA`.
     response = http_request(  # type: ignore[no-untyped-call]
-        repo._host_creds, posixpath.join("/", path), "GET", stream=True
+        repo._host_creds, "/" + urllib.parse.quote(path, safe="/"), "GET", stream=True
     )
     with response:
         augmented_raise_for_status(response)  # type: ignore[no-untyped-call]
@@ -846,6 +863,24 @@ def manifest_name(path: str) -> str:
     if not any(0xD800 <= ord(char) <= 0xDFFF for char in path):
         return path
     return "".join(_escaped(char) for char in path)
+
+
+def _refuse_duplicates(files: list[tuple[str, int | None]], location: str) -> None:
+    """A listing that names one path twice is not a tree: one entry would hide the other.
+
+    MLflow's tracking server decodes `%XX` in the names it lists, so a stored `evil%41` is listed as
+    `evilA` next to the real `evilA`; both would be fetched from `evilA`, and a change to `evil%41`
+    would pass unseen.
+    """
+    seen: set[str] = set()
+    for path, _ in files:
+        if path in seen:
+            raise UnsafeArtifactPath(
+                f"the artifact listing of {redact(location)} names {manifest_name(path)!r} twice, so one "
+                "entry would hide the other. Likely cause: a stored name with '%XX' that the server decodes "
+                "into another file's name. Fix: rename the file in the model's storage."
+            )
+        seen.add(path)
 
 
 def download_tree(
@@ -880,6 +915,7 @@ def download_tree(
             "deleted or never uploaded, or the version points at the wrong path. Fix: check the "
             "version's source in the registry."
         )
+    _refuse_duplicates(files, location)
     destination.mkdir(parents=True, exist_ok=True)
     root = destination.resolve()
     progress = Progress(emit, role, len(files), sum(size or 0 for _, size in files))
