@@ -496,6 +496,29 @@ def _remote_server_names_a_local_file(ctx: Context) -> Invocation:
     return ctx.check("--model", name, "--version-or-stage", version.version, tracking_uri=remote.url)
 
 
+SPACED_PASSWORD = "Kx7 Qm2  Vb9\tLp4-Canary"  # noqa: S105 - a canary
+
+
+def _server_echoes_a_spaced_password(ctx: Context) -> Invocation:
+    """A server whose error repeats the password, which holds a tab and two spaces in a row."""
+    url = ctx.faulty(
+        ("registered-models/get", "status", {"status": 400, "message": f"wrong password {SPACED_PASSWORD}"})
+    )
+    invocation = ctx.check("--retries", "0", tracking_uri=url)
+    invocation.env.update(MLFLOW_TRACKING_USERNAME="mvc-user", MLFLOW_TRACKING_PASSWORD=SPACED_PASSWORD)
+    return invocation
+
+
+def _no_spaced_password(outcome: Outcome, ctx: Context) -> None:
+    shown = outcome.stdout + outcome.stderr + json.dumps(outcome.report)
+    for form in (SPACED_PASSWORD, " ".join(SPACED_PASSWORD.split()), "Lp4-Canary"):
+        assert form not in shown, form
+
+
+def _fifo_config(ctx: Context) -> None:
+    os.mkfifo(ctx.sandbox.home / ".databrickscfg")
+
+
 def _hung_named_profile(ctx: Context) -> Invocation:
     """A named profile whose workspace accepts connections and never answers."""
     silent = ctx.stack.enter_context(SilentServer())
@@ -679,6 +702,10 @@ SERVER_ANSWERS = [
          _no_command_in_any_stream),
     Case("remote-server-names-a-local-file", 3, "names a path on this machine", True,
          _remote_server_names_a_local_file, _type_is("UnsafeArtifactPath")),
+    Case("server-echoes-a-password-with-whitespace", 3, "wrong password", True,
+         _server_echoes_a_spaced_password, _no_spaced_password),
+    Case("fifo-databricks-config-does-not-block-a-plain-check", 0, "", False,
+         lambda c: (_fifo_config(c), c.check())[1], _bounded(120)),
     Case("compare-second-server-refuses", 3, "tracking_server_2: ", True,
          lambda c: c.compare(_config(_side(c),
                                      {"host": f"http://127.0.0.1:{free_port()}", "model": "m",
@@ -699,6 +726,8 @@ DATABRICKS = [
     Case("databricks-host-refuses-connections", 3, "no answer from the Databricks workspace", True,
          lambda c: _seeded_workspace(c, "dead")),
     Case("databricks-named-profile-hangs", 3, "no answer", True, _hung_named_profile, _bounded(60)),
+    Case("databricks-config-is-a-fifo", 2, "not a readable regular file", True,
+         lambda c: (_fifo_config(c), c.check(tracking_uri="databricks://ws"))[1]),
     Case("databricks-ambient-token", 2, "DATABRICKS_TOKEN set in the environment would silently", True,
          _on_workspace(env={"DATABRICKS_TOKEN": "ambient-canary"})),
 ]  # fmt: skip

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .errors import InvalidOption
+from .redact import read_regular_file
 
 # A name no .databrickscfg section can have ("]" ends a section header).
 _NO_DEFAULT_SECTION = "]no default section["
@@ -104,7 +105,7 @@ def bounded_config(timeout_seconds: float, environ: Mapping[str, str]) -> Iterat
     # each profile shows only its own keys; each one that lacks a limit gets it.
     parser = configparser.ConfigParser(interpolation=None, default_section=_NO_DEFAULT_SECTION)
     try:
-        parser.read(source.expanduser(), encoding="utf-8")
+        parser.read_string(_config_text(source), str(source))
     except configparser.Error as exc:
         raise InvalidOption(
             f"{source}: cannot be parsed as a Databricks config ({exc.message.splitlines()[0]}). Fix: "
@@ -134,6 +135,21 @@ def bounded_config(timeout_seconds: float, environ: Mapping[str, str]) -> Iterat
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def _config_text(path: Path) -> str:
+    """The config file's text ("" when there is none); refuse one that is not a regular file."""
+    path = path.expanduser()
+    if not path.exists() and not path.is_symlink():
+        return ""
+    data = read_regular_file(path, 1024 * 1024)
+    if data is None:
+        raise InvalidOption(
+            f"{path} is not a readable regular file (a FIFO, device or directory?), so no Databricks "
+            "profile can be read from it. Fix: point DATABRICKS_CONFIG_FILE (or ~/.databrickscfg) at a "
+            "regular .databrickscfg file."
+        )
+    return data.decode("utf-8", errors="replace")
+
+
 def host_of(tracking_uri: str, environ: Mapping[str, str]) -> str | None:
     """The workspace URL a Databricks tracking URI reaches (profile host, else DATABRICKS_HOST)."""
     profile = profile_of(tracking_uri)
@@ -141,8 +157,8 @@ def host_of(tracking_uri: str, environ: Mapping[str, str]) -> str | None:
         Path(environ.get("HOME", "~")) / ".databrickscfg"
     )
     parser = configparser.ConfigParser(interpolation=None)
-    with contextlib.suppress(configparser.Error, OSError):
-        parser.read(Path(config_file).expanduser(), encoding="utf-8")
+    with contextlib.suppress(configparser.Error):
+        parser.read_string(_config_text(Path(config_file)), config_file)
     if profile is None:
         return environ.get("DATABRICKS_HOST") or parser.defaults().get("host")
     if not parser.has_section(profile):

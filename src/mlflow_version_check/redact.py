@@ -38,6 +38,7 @@ import html
 import json
 import os
 import re
+import stat
 import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -449,7 +450,8 @@ def secret_forms(secret: str) -> list[str]:
     inside a longer base64 text (three alignments). Empty for a secret shorter than MIN_SECRET_LENGTH."""
     if len(secret) < MIN_SECRET_LENGTH:
         return []
-    forms = {secret, secret.strip()}
+    # As is, stripped, and with its whitespace collapsed (as messages are shown on one line).
+    forms = {secret, secret.strip(), " ".join(secret.split())}
     for safe in ("", "/", "!$&'()*+,;=:@"):
         quoted = urllib.parse.quote(secret, safe=safe)
         forms.add(quoted)
@@ -536,13 +538,28 @@ def environment_secrets(environ: Mapping[str, str]) -> list[str]:
             found += basic_credentials(user, password)
     for name in URI_VARIABLES:
         found += secrets_in_uri(environ.get(name) or "")
-    try:
-        with open(_config_path(environ), "rb") as stream:
-            text = stream.read(_MAX_CONFIG_BYTES).decode("utf-8", errors="replace")
-    except (OSError, ValueError):
-        text = ""
-    found += config_secrets(text)
+    data = read_regular_file(_config_path(environ), _MAX_CONFIG_BYTES)
+    found += config_secrets(data.decode("utf-8", errors="replace") if data else "")
     return _long_enough(found)
+
+
+def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes | None:
+    """The first `limit` bytes of a regular file; None for anything else or an error.
+
+    Opened without blocking and checked before reading: a FIFO or a device in place of a config file
+    would otherwise block the run (and the one line that reports an interruption) for ever.
+    """
+    try:
+        descriptor = os.open(os.path.expanduser(path), os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        try:
+            return stream.read(limit)
+        except OSError:
+            return None
 
 
 def _config_path(environ: Mapping[str, str]) -> str:

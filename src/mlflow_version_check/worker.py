@@ -153,8 +153,9 @@ def _error_code(exc: BaseException) -> str | None:
 
 
 def _short(exc: BaseException) -> str:
-    # Redacted before it is cut: a cut through a secret would leave its first characters in clear.
-    text = redact(" ".join(str(exc).split()))
+    # Redacted before its whitespace is collapsed (a secret with a tab or two spaces would no longer
+    # match itself) and before it is cut (a cut through a secret would leave its start in clear).
+    text = " ".join(redact(str(exc)).split())
     return text if len(text) <= 300 else text[:297] + "..."
 
 
