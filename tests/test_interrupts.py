@@ -112,3 +112,44 @@ def test_a_signal_ends_the_run_cleanly(
     assert not any(alive(pid) for pid in workers), "a worker outlived the interrupted run"
     assert list(scratch.iterdir()) == [], "temporary downloads or credential copies were left behind"
     assert json.loads(report_file.read_text())["status"] == "error"
+
+
+def test_sigkill_leaves_no_credential_copy_or_download_behind(
+    silent_server: SilentServer, tmp_path: Path
+) -> None:
+    """SIGKILL runs no cleanup in the parent: its worker, seeing the parent gone, removes the private
+    Databricks config copy (a token in clear) and the temporary download area, then ends."""
+    home, scratch = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    scratch.mkdir()
+    (home / ".databrickscfg").write_text(
+        f"[hang]\nhost = {silent_server.url}\ntoken = dapi0123456789abcdef0123456789abcdef\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "DATABRICKS_", "GITHUB_", "INPUT_"))
+    }
+    env.update(HOME=str(home), TMPDIR=str(scratch))
+    process = subprocess.Popen(
+        [str(BIN / "check-model-version"), "--model", "m", "--version-or-stage", "1",
+         "--tracking-uri", "databricks://hang", "--timeout", "300", "--retries", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert silent_server.first_accepted.wait(60), "the worker never reached the workspace"
+        time.sleep(0.5)
+        workers = children_of(process.pid)
+        left = {path.name.split("-")[0] + "-" + path.name.split("-")[1] for path in scratch.iterdir()}
+        assert {"mvc-databricks", "mlflow-version"} <= left, left  # both exist while it runs
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    deadline = time.monotonic() + 15
+    while (any(alive(pid) for pid in workers) or any(scratch.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), "a worker outlived its killed parent"
+    assert list(scratch.iterdir()) == [], "the credential copy or the downloads were left behind"

@@ -123,7 +123,10 @@ def private_credentials(
     host = inputs["databricks-host"]
     profiles = inputs["databricks-config"]
     mlflow_token = inputs["mlflow-tracking-token"]
-    saved = {key: environ.get(key) for key in ("HOME", "DATABRICKS_CONFIG_FILE", "MLFLOW_TRACKING_TOKEN")}
+    saved = {
+        key: environ.get(key)
+        for key in ("HOME", "DATABRICKS_CONFIG_FILE", "MLFLOW_TRACKING_TOKEN", "MVC_PRIVATE_PATHS")
+    }
     home: Path | None = None
     try:
         if mlflow_token:
@@ -149,6 +152,8 @@ def private_credentials(
                 stream.write("\n".join(lines) + ("\n" + profiles.strip() + "\n" if profiles.strip() else ""))
             environ["HOME"] = str(home)
             environ["DATABRICKS_CONFIG_FILE"] = str(config)
+            # Removed by a worker if this process is killed before its `finally` (runner.py).
+            environ["MVC_PRIVATE_PATHS"] = str(home)
         yield home
     finally:
         if home is not None:

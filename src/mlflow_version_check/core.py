@@ -12,7 +12,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ from .errors import InvalidOption, VersionCheckError
 from .integrity import check_integrity
 from .manifest import FileEntry
 from .results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
-from .runner import LogCallback, ProgressCallback, ServerSpec, Worker, run_workers
+from .runner import PRIVATE_PATHS_VARIABLE, LogCallback, ProgressCallback, ServerSpec, Worker, run_workers
 
 
 def resolve_server_uris(tracking_uri: str | None, registry_uri: str | None) -> tuple[str, str | None]:
@@ -180,11 +180,13 @@ def inspect_versions(
     *,
     on_progress: ProgressCallback | None = None,
     on_log: LogCallback | None = None,
+    private_paths: Sequence[Path] = (),
 ) -> Inspection:
     """Resolve, locate and download the roles of each wanted version; one worker per server.
 
     `destination(key, role)` gives the local directory of a download. Versions on the same server
-    share one worker; a storage location is downloaded once.
+    share one worker; a storage location is downloaded once. `private_paths` (a temporary download
+    area) are removed by a worker that finds its parent killed (SIGKILL leaves no `finally`).
     """
     servers: list[ServerSpec] = []
     for item in wanted:
@@ -198,6 +200,11 @@ def inspect_versions(
         ):
             timeout = max(server.timeout_seconds for server in servers)
             run_env = stack.enter_context(databricks.bounded_config(timeout, os.environ))
+        private = [path for path in (os.environ.get(PRIVATE_PATHS_VARIABLE) or "").split(os.pathsep) if path]
+        if run_env:  # the private copy of the Databricks config, with credentials in clear
+            private.append(str(Path(run_env["DATABRICKS_CONFIG_FILE"]).parent))
+        private += [str(path) for path in private_paths]
+        run_env = {**run_env, PRIVATE_PATHS_VARIABLE: os.pathsep.join(private)}
         return _inspect(wanted, servers, roles, destination, run_env, on_progress, on_log)
 
 
@@ -388,6 +395,7 @@ def check_model_version(
             lambda key, role: area.path / role,
             on_progress=on_progress,
             on_log=on_log,
+            private_paths=() if area.kept else (area.path,),
         )
         compare_started = time.monotonic()
         version = inspection.versions["version"]
@@ -474,6 +482,7 @@ def compare_model_versions(
             lambda key, role: area.path / role / key.replace("tracking_", ""),
             on_progress=on_progress,
             on_log=on_log,
+            private_paths=() if area.kept else (area.path,),
         )
         compare_started = time.monotonic()
         left_native = native_model or loaded.tracking_server_1.native_model

@@ -25,6 +25,10 @@ from .redact import redact
 # Variables that choose a server or its credentials; a worker gets only those of its own server.
 _SERVER_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
+# Directories only this run uses (its temporary downloads, its private Databricks config copy, the
+# action's private HOME), separated by os.pathsep: a worker whose parent was killed removes them.
+PRIVATE_PATHS_VARIABLE = "MVC_PRIVATE_PATHS"
+
 ProgressCallback = Callable[[Mapping[str, Any]], None]
 LogCallback = Callable[[str], None]
 

@@ -48,6 +48,7 @@ import logging
 import os
 import posixpath
 import re
+import shutil
 import sys
 import threading
 import time
@@ -1152,6 +1153,24 @@ PARENT_POLL_SECONDS = 0.5
 EXIT_ORPHANED = 70
 
 
+# What a private path of this tool is called (tempfile prefixes in core, databricks and action): the
+# only names remove_private_paths deletes, whatever the variable says.
+PRIVATE_PREFIXES = ("mlflow-version-check-", "mvc-databricks-", "mvc-home-")
+
+
+def remove_private_paths() -> None:
+    """Remove the run's private directories (MVC_PRIVATE_PATHS) when the parent cannot: it was killed.
+
+    The private Databricks config copy and the action's HOME hold credentials in clear; the temporary
+    downloads hold the model. Several workers may race here: whichever comes first removes them.
+    """
+    from .runner import PRIVATE_PATHS_VARIABLE
+
+    for entry in (os.environ.get(PRIVATE_PATHS_VARIABLE) or "").split(os.pathsep):
+        if entry and os.path.isabs(entry) and os.path.basename(entry).startswith(PRIVATE_PREFIXES):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def watch_parent(parent_pid: int) -> threading.Thread:
     """End this process as soon as the parent that started it is gone.
 
@@ -1166,6 +1185,7 @@ def watch_parent(parent_pid: int) -> threading.Thread:
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(PARENT_POLL_SECONDS)
+        remove_private_paths()
         os._exit(EXIT_ORPHANED)
 
     thread = threading.Thread(target=watch, name="parent-watchdog", daemon=True)
