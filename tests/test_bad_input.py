@@ -515,6 +515,20 @@ def _no_spaced_password(outcome: Outcome, ctx: Context) -> None:
         assert form not in shown, form
 
 
+def _symlinked_report_folder(ctx: Context) -> Invocation:
+    """A folder of the workspace that is a symlink to a place outside it (committed in a pull request)."""
+    elsewhere = ctx.sandbox.root / "elsewhere"
+    elsewhere.mkdir()
+    (ctx.sandbox.work / "reports").symlink_to(elsewhere, target_is_directory=True)
+    return ctx.action(model=ctx.model.name, version_or_stage="1", tracking_uri=ctx.server.url,
+                      report_file="reports/r.json", junit_file="reports/j.xml")  # fmt: skip
+
+
+def _nothing_elsewhere(outcome: Outcome, ctx: Context) -> None:
+    assert list((ctx.sandbox.root / "elsewhere").iterdir()) == []
+    assert outcome.outputs["passed"] == "false" and outcome.outputs["report-path"] == ""
+
+
 def _fifo_config(ctx: Context) -> None:
     os.mkfifo(ctx.sandbox.home / ".databrickscfg")
 
@@ -648,6 +662,8 @@ ACTION_INPUTS = [
          _action_outputs),
     Case("action-config-file-missing", 2, "no such file", True,
          lambda c: c.action(command="compare", config_file="missing.yaml"), _action_outputs),
+    Case("action-report-folder-is-a-symlink-out-of-the-workspace", 2, "leads outside the workspace", False,
+         _symlinked_report_folder, _nothing_elsewhere),
     Case("action-report-file-is-a-directory", 2, "is a directory", False,
          lambda c: c.action(model="m", version_or_stage="1", tracking_uri=c.server.url,
                             report_file=str(c.sandbox.work)), _action_outputs),

@@ -165,6 +165,29 @@ def private_credentials(
                 environ[key] = value
 
 
+def _outside_workspace(value: str, workspace: Path) -> Path | None:
+    """Where a relative path input really leads when that is outside the workspace, else None."""
+    if not value or Path(value).is_absolute():
+        return None  # absolute paths are taken as the workflow's author wrote them
+    resolved = (workspace / value).resolve()
+    root = workspace.resolve()
+    return None if resolved == root or root in resolved.parents else resolved
+
+
+def refuse_escape_from_workspace(name: str, value: str, workspace: Path) -> None:
+    """A relative report-file, junit-file or download-dir must stay inside the workspace.
+
+    The workspace is the checked-out repository: a symlinked folder committed there (`reports ->
+    /github/file_commands`, say) would otherwise send the files this step writes somewhere else.
+    """
+    if (resolved := _outside_workspace(value, workspace)) is not None:
+        raise ActionInputError(
+            f"input {name} {value!r} leads outside the workspace (to {resolved}) through a symlink. "
+            f"Likely cause: a symlinked folder in the repository. Fix: give {name} a path inside the "
+            "workspace without symlinks, or an absolute path."
+        )
+
+
 def cli_arguments(
     inputs: Mapping[str, str], report_file: Path, junit_file: Path | None = None, run_nonce: str = ""
 ) -> list[str]:
@@ -316,6 +339,8 @@ def _run(env: MutableMapping[str, str]) -> int:
     # Written into this run's report and JUnit file: a file without it is an earlier run's.
     run_nonce = secrets.token_hex(16)
     try:
+        for name in ("report-file", "junit-file", "download-dir"):
+            refuse_escape_from_workspace(name, inputs[name], workspace)
         fail_on_difference = boolean(inputs, "fail-on-difference")
         upload_artifact = boolean(inputs, "upload-artifact")
         arguments = cli_arguments(inputs, report_file, junit_file, run_nonce)
@@ -324,7 +349,8 @@ def _run(env: MutableMapping[str, str]) -> int:
         sys.stderr.write(f"error: {safe_line(redact(exc.message))}\n")
         if on_github:
             github.command("error", escape_controls(redact(exc.message)), title="mlflow-version-check")
-        written = _write_input_error_report(exc, inputs, report_file, run_nonce)
+        report_escapes = _outside_workspace(inputs["report-file"], workspace) is not None
+        written = not report_escapes and _write_input_error_report(exc, inputs, report_file, run_nonce)
         shown = _relative(report_file, workspace) if written else ""
         _finish_outputs(env, outputs_of(None, EXIT_USAGE, shown, ""))
         return EXIT_USAGE
