@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import models
 from tests.conftest import BIN, load_valid_report
+from tests.servers import MlflowServer
 from tests.silent_server import SilentServer
 
 
@@ -153,3 +155,40 @@ def test_sigkill_leaves_no_credential_copy_or_download_behind(
         time.sleep(0.1)
     assert not any(alive(pid) for pid in workers), "a worker outlived its killed parent"
     assert list(scratch.iterdir()) == [], "the credential copy or the downloads were left behind"
+
+
+def test_sigkill_mid_download_leaves_no_download_behind(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """SIGKILL while the worker's threads are writing files: the worker stops starting downloads,
+    removes the temporary download area (again after the writes under way) and ends."""
+    files = {f"shard{i // 100}/part{i:04d}.bin": os.urandom(2048) for i in range(1500)}
+    version = models.log_directory_flavor(mlflow_server.url, f"sigkill_{os.getpid()}", files=files)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "DATABRICKS_", "GITHUB_", "INPUT_"))
+    }
+    env.update(TMPDIR=str(scratch))
+    process = subprocess.Popen(
+        [str(BIN / "check-model-version"), "--model", version.name, "--version-or-stage", version.version,
+         "--tracking-uri", mlflow_server.url],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(1 for _ in scratch.rglob("*.bin")) < 100:
+            time.sleep(0.05)
+        assert sum(1 for _ in scratch.rglob("*.bin")) >= 100, "the download never got going"
+        workers = children_of(process.pid)
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    deadline = time.monotonic() + 15
+    while (any(alive(pid) for pid in workers) or any(scratch.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), "a worker outlived its killed parent"
+    assert list(scratch.iterdir()) == [], "the temporary downloads were left behind"

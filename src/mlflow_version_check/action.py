@@ -23,6 +23,7 @@ from typing import Any
 from . import databricks, github
 from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE, Interrupted, UsageProblem
 from .redact import config_secrets, redact, redact_tree, remember_secrets, secret_forms, secrets_in_uri
+from .runner import PRIVATE_PATHS
 from .untrusted import escape_controls, safe_line
 
 DEFAULTS: dict[str, str] = {
@@ -123,10 +124,7 @@ def private_credentials(
     host = inputs["databricks-host"]
     profiles = inputs["databricks-config"]
     mlflow_token = inputs["mlflow-tracking-token"]
-    saved = {
-        key: environ.get(key)
-        for key in ("HOME", "DATABRICKS_CONFIG_FILE", "MLFLOW_TRACKING_TOKEN", "MVC_PRIVATE_PATHS")
-    }
+    saved = {key: environ.get(key) for key in ("HOME", "DATABRICKS_CONFIG_FILE", "MLFLOW_TRACKING_TOKEN")}
     home: Path | None = None
     try:
         if mlflow_token:
@@ -153,11 +151,12 @@ def private_credentials(
             environ["HOME"] = str(home)
             environ["DATABRICKS_CONFIG_FILE"] = str(config)
             # Removed by a worker if this process is killed before its `finally` (runner.py).
-            environ["MVC_PRIVATE_PATHS"] = str(home)
+            PRIVATE_PATHS.append(str(home))
         yield home
     finally:
         if home is not None:
             shutil.rmtree(home, ignore_errors=True)
+            PRIVATE_PATHS.remove(str(home))
         for key, value in saved.items():
             if value is None:
                 environ.pop(key, None)

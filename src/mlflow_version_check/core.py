@@ -32,7 +32,7 @@ from .errors import InvalidOption, VersionCheckError
 from .integrity import check_integrity
 from .manifest import FileEntry
 from .results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
-from .runner import PRIVATE_PATHS_VARIABLE, LogCallback, ProgressCallback, ServerSpec, Worker, run_workers
+from .runner import PRIVATE_PATHS, LogCallback, ProgressCallback, ServerSpec, Worker, run_workers
 
 
 def resolve_server_uris(tracking_uri: str | None, registry_uri: str | None) -> tuple[str, str | None]:
@@ -200,12 +200,11 @@ def inspect_versions(
         ):
             timeout = max(server.timeout_seconds for server in servers)
             run_env = stack.enter_context(databricks.bounded_config(timeout, os.environ))
-        private = [path for path in (os.environ.get(PRIVATE_PATHS_VARIABLE) or "").split(os.pathsep) if path]
+        private = list(PRIVATE_PATHS)  # the process's own (the action's private HOME)
         if run_env:  # the private copy of the Databricks config, with credentials in clear
             private.append(str(Path(run_env["DATABRICKS_CONFIG_FILE"]).parent))
         private += [str(path) for path in private_paths]
-        run_env = {**run_env, PRIVATE_PATHS_VARIABLE: os.pathsep.join(private)}
-        return _inspect(wanted, servers, roles, destination, run_env, on_progress, on_log)
+        return _inspect(wanted, servers, roles, destination, run_env, on_progress, on_log, private)
 
 
 def _inspect(
@@ -216,6 +215,7 @@ def _inspect(
     run_env: Mapping[str, str],
     on_progress: ProgressCallback | None,
     on_log: LogCallback | None,
+    private_paths: Sequence[str] = (),
 ) -> Inspection:
     workers = [
         Worker(
@@ -230,6 +230,7 @@ def _inspect(
             on_progress=on_progress,
             on_log=on_log,
             run_env=run_env,
+            private_paths=private_paths,
         )
         for server in servers
     ]

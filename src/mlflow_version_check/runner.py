@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -25,9 +26,9 @@ from .redact import redact
 # Variables that choose a server or its credentials; a worker gets only those of its own server.
 _SERVER_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
-# Directories only this run uses (its temporary downloads, its private Databricks config copy, the
-# action's private HOME), separated by os.pathsep: a worker whose parent was killed removes them.
-PRIVATE_PATHS_VARIABLE = "MVC_PRIVATE_PATHS"
+# Directories only this process's runs use, beyond each run's own (the action's private HOME with
+# its credentials): named to every worker, which removes them if this process is killed.
+PRIVATE_PATHS: list[str] = []
 
 ProgressCallback = Callable[[Mapping[str, Any]], None]
 LogCallback = Callable[[str], None]
@@ -78,6 +79,7 @@ class Worker:
         on_progress: ProgressCallback | None = None,
         on_log: LogCallback | None = None,
         run_env: Mapping[str, str] | None = None,
+        private_paths: Sequence[str] = (),
     ) -> None:
         self.server = server
         self.label = label
@@ -87,6 +89,8 @@ class Worker:
             "registry_uri": server.registry_uri,
             "roles": list(roles),
             "versions": [dict(version) for version in versions],
+            # Removed by the worker should this process be killed (worker.remove_private_paths).
+            "private_paths": list(private_paths),
         }
         self.on_progress = on_progress
         self.on_log = on_log
@@ -219,15 +223,26 @@ class Worker:
         try:
             process.wait(timeout=patience)
         except subprocess.TimeoutExpired:
-            process.kill()
+            self._kill_group()
             process.wait()
         for thread in self._threads:
             thread.join(timeout=5)
 
     def kill(self) -> None:
         if self._process is not None and self._process.poll() is None:
-            self._process.kill()
+            self._kill_group()
         self.finish()
+
+    def _kill_group(self) -> None:
+        """SIGKILL the worker and whatever it started (it leads its own process group), e.g. the
+        `databricks auth token` process an SDK credential provider runs."""
+        process = self._process
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            process.kill()
 
     def partial(self) -> dict[str, Any]:
         """What this worker learnt so far: resolved versions, and their locations once located."""

@@ -49,7 +49,10 @@ import os
 import posixpath
 import re
 import shutil
+import signal
+import stat
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -925,6 +928,8 @@ def download_tree(
     lock = threading.Lock()
 
     def fetch(path: str, listed_size: int | None) -> None:
+        if ORPHANED.is_set():
+            return  # the parent is gone and the downloads are being removed: write nothing more
         name = manifest_name(path)
         local = (root / path).resolve()
         if root not in local.parents:
@@ -1119,6 +1124,7 @@ def download_planned(
 def serve(read_line: Callable[[], str], emit: Emit) -> None:
     """The protocol: request line -> `located` -> plan line -> `result` (or `error` at any point)."""
     request = json.loads(read_line())
+    _PRIVATE_PATHS[:] = [str(entry) for entry in request.get("private_paths") or []]
     session = Session.open(request["tracking_uri"], request.get("registry_uri") or None)
     roles = request.get("roles") or ["run_model", "reg_model"]
     located: dict[str, dict[str, Any]] = {}
@@ -1153,22 +1159,61 @@ PARENT_POLL_SECONDS = 0.5
 EXIT_ORPHANED = 70
 
 
-# What a private path of this tool is called (tempfile prefixes in core, databricks and action): the
-# only names remove_private_paths deletes, whatever the variable says.
+# What a private path of this tool is called (tempfile prefixes in core, databricks and action).
 PRIVATE_PREFIXES = ("mlflow-version-check-", "mvc-databricks-", "mvc-home-")
+# Set once the parent is found gone: no download starts after it, and cleanup runs once.
+ORPHANED = threading.Event()
+_PRIVATE_PATHS: list[str] = []  # from the request: this run's private directories
+_CLEANUP = threading.Lock()
+
+
+def _is_private(entry: str) -> bool:
+    """Only a directory this run made: a tool prefix, in the temporary directory, ours, mode 0700."""
+    try:
+        info = os.lstat(entry)
+    except OSError:
+        return False
+    return (
+        os.path.isabs(entry)
+        and os.path.basename(entry).startswith(PRIVATE_PREFIXES)
+        and os.path.dirname(os.path.normpath(entry)) == os.path.normpath(tempfile.gettempdir())
+        and stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.geteuid()
+        and stat.S_IMODE(info.st_mode) & 0o077 == 0
+    )
 
 
 def remove_private_paths() -> None:
-    """Remove the run's private directories (MVC_PRIVATE_PATHS) when the parent cannot: it was killed.
+    """Remove the run's private directories when the parent cannot: it was killed.
 
-    The private Databricks config copy and the action's HOME hold credentials in clear; the temporary
-    downloads hold the model. Several workers may race here: whichever comes first removes them.
+    The parent names them in its request (never the environment, which anyone could fill): the
+    private Databricks config copy and the action's HOME hold credentials in clear, the temporary
+    downloads hold the model. Credentials first; then the downloads, again after a moment, since a
+    download already under way may still create its folder (no new one starts: ORPHANED).
     """
-    from .runner import PRIVATE_PATHS_VARIABLE
+    with _CLEANUP:
+        # Credential copies first, the downloads (the first prefix) last.
+        ordered = sorted(
+            _PRIVATE_PATHS, key=lambda entry: os.path.basename(entry).startswith(PRIVATE_PREFIXES[0])
+        )
+        for attempt in range(3):
+            for entry in ordered:
+                if _is_private(entry):
+                    shutil.rmtree(entry, ignore_errors=True)
+            if attempt < 2:
+                time.sleep(0.3)
 
-    for entry in (os.environ.get(PRIVATE_PATHS_VARIABLE) or "").split(os.pathsep):
-        if entry and os.path.isabs(entry) and os.path.basename(entry).startswith(PRIVATE_PREFIXES):
-            shutil.rmtree(entry, ignore_errors=True)
+
+def orphaned() -> NoReturn:
+    """The parent is gone: stop downloading, remove the private directories, end with every child
+    process of this worker (its process group: e.g. a `databricks auth token` it started)."""
+    ORPHANED.set()
+    remove_private_paths()
+    logging.shutdown()
+    try:
+        os.killpg(os.getpgid(0), signal.SIGKILL)  # this worker leads its own group (runner.py)
+    finally:
+        os._exit(EXIT_ORPHANED)
 
 
 def watch_parent(parent_pid: int) -> threading.Thread:
@@ -1178,15 +1223,14 @@ def watch_parent(parent_pid: int) -> threading.Thread:
     cancelled CI job) cannot stop it. When the parent dies the worker is re-parented (to init or a
     subreaper), so os.getppid() stops being the pid the parent passed: that works on Linux and
     macOS alike, unlike prctl(PR_SET_PDEATHSIG), which is Linux-only and fires when the *thread*
-    that started the worker ends, a short-lived thread of a parent that is still alive. Nothing is
-    left to flush: the parent that would read the events is gone.
+    that started the worker ends, a short-lived thread of a parent that is still alive. A failed
+    write to the parent (main's emit) leads here too, whichever notices first.
     """
 
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(PARENT_POLL_SECONDS)
-        remove_private_paths()
-        os._exit(EXIT_ORPHANED)
+        orphaned()
 
     thread = threading.Thread(target=watch, name="parent-watchdog", daemon=True)
     thread.start()
@@ -1195,15 +1239,23 @@ def watch_parent(parent_pid: int) -> threading.Thread:
 
 def main(argv: list[str]) -> int:
     # The parent's pid from the command line: one that died before this line still counts as gone.
-    watch_parent(int(argv[2]) if len(argv) > 2 else os.getppid())
+    parent_pid = int(argv[2]) if len(argv) > 2 else os.getppid()
+    watch_parent(parent_pid)
     channel = os.fdopen(int(argv[1]), "w", encoding="utf-8", buffering=1)
     lock = threading.Lock()
 
     def emit(event: dict[str, Any]) -> None:
         line = json.dumps(event)
         with lock:
-            channel.write(line + "\n")
-            channel.flush()
+            try:
+                channel.write(line + "\n")
+                channel.flush()
+            except BrokenPipeError:
+                orphaned()  # nobody reads any more: the parent died (SIGKILL)
+            except OSError:
+                if os.getppid() != parent_pid:
+                    orphaned()
+                raise
 
     try:
         serve(sys.stdin.readline, emit)
