@@ -524,6 +524,14 @@ def _symlinked_report_folder(ctx: Context) -> Invocation:
                       report_file="reports/r.json", junit_file="reports/j.xml")  # fmt: skip
 
 
+def _symlinked_report_folder_absolute(ctx: Context) -> Invocation:
+    """The same, named as `${{ github.workspace }}/reports/...` (an absolute path into the workspace)."""
+    invocation = _symlinked_report_folder(ctx)
+    invocation.env["INPUT_REPORT-FILE"] = str(ctx.sandbox.work / "reports" / "r.json")
+    invocation.env["INPUT_DOWNLOAD-DIR"] = str(ctx.sandbox.work / "reports" / "dl")
+    return invocation
+
+
 def _nothing_elsewhere(outcome: Outcome, ctx: Context) -> None:
     assert list((ctx.sandbox.root / "elsewhere").iterdir()) == []
     assert outcome.outputs["passed"] == "false" and outcome.outputs["report-path"] == ""
@@ -664,6 +672,8 @@ ACTION_INPUTS = [
          lambda c: c.action(command="compare", config_file="missing.yaml"), _action_outputs),
     Case("action-report-folder-is-a-symlink-out-of-the-workspace", 2, "leads outside the workspace", False,
          _symlinked_report_folder, _nothing_elsewhere),
+    Case("action-absolute-report-folder-is-a-symlink-out-of-the-workspace", 2, "leads outside the workspace",
+         False, _symlinked_report_folder_absolute, _nothing_elsewhere),
     Case("action-report-file-is-a-directory", 2, "is a directory", False,
          lambda c: c.action(model="m", version_or_stage="1", tracking_uri=c.server.url,
                             report_file=str(c.sandbox.work)), _action_outputs),

@@ -165,16 +165,23 @@ def private_credentials(
 
 
 def _outside_workspace(value: str, workspace: Path) -> Path | None:
-    """Where a relative path input really leads when that is outside the workspace, else None."""
-    if not value or Path(value).is_absolute():
-        return None  # absolute paths are taken as the workflow's author wrote them
-    resolved = (workspace / value).resolve()
+    """Where a path input that names a place in the workspace really leads, when that is outside it.
+
+    Relative paths are in the workspace; so is an absolute one below it (`${{ github.workspace }}/x`).
+    An absolute path elsewhere is taken as the workflow's author wrote it.
+    """
+    if not value:
+        return None
+    given = Path(value)
+    if given.is_absolute() and not (given == workspace or workspace in given.parents):
+        return None
+    resolved = (workspace / given).resolve()
     root = workspace.resolve()
     return None if resolved == root or root in resolved.parents else resolved
 
 
 def refuse_escape_from_workspace(name: str, value: str, workspace: Path) -> None:
-    """A relative report-file, junit-file or download-dir must stay inside the workspace.
+    """A report-file, junit-file or download-dir in the workspace must stay inside it.
 
     The workspace is the checked-out repository: a symlinked folder committed there (`reports ->
     /github/file_commands`, say) would otherwise send the files this step writes somewhere else.
