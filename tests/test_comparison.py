@@ -408,3 +408,23 @@ def test_mlmodel_values_of_another_type_differ(left_value: str, right_value: str
     result = compare_trees(*manifests, left_mlmodel=left, right_mlmodel=right)
     assert not result.equals
     assert "flavors.python_function.streamable" in (result.differences[0].note or "")
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        pytest.param("a: 0.0\n", "a: -0.0\n", id="zero-and-negative-zero"),
+        pytest.param(
+            "a: 2024-01-01 00:00:00+00:00\n", "a: 2024-01-01 05:00:00+05:00\n", id="one-instant-two-zones"
+        ),
+        pytest.param("1: x\n", "true: x\n", id="top-level-key-int-vs-bool"),
+        pytest.param("a:\n  1: x\n", "a:\n  1.0: x\n", id="nested-key-int-vs-float"),
+        pytest.param("a: !!set {1}\n", "a: !!set {true}\n", id="set-members-of-another-type"),
+    ],
+)
+def test_mlmodel_texts_python_calls_equal_differ(left: str, right: str) -> None:
+    """Values and keys Python's == merges, but a YAML reader tells apart, make MLmodel differ."""
+    manifests = ({"MLmodel": FileEntry(len(left), "a" * 64)}, {"MLmodel": FileEntry(len(right), "b" * 64)})
+    result = compare_trees(*manifests, left_mlmodel=left, right_mlmodel=right)
+    assert not result.equals
+    assert (result.differences[0].note or "").startswith("MLmodel differs in: ")

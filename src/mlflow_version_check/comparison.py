@@ -141,8 +141,13 @@ def _typed(value: Any) -> Any:
         return ("map", tuple(sorted(((_typed(k), _typed(v)) for k, v in value.items()), key=repr)))
     if isinstance(value, list | tuple):
         return ("seq", tuple(_typed(item) for item in value))
-    if isinstance(value, float) and math.isnan(value):  # NaN equals itself here, as the bytes do
-        return ("float", "nan")
+    if isinstance(value, set | frozenset):
+        return ("set", tuple(sorted((_typed(item) for item in value), key=repr)))
+    if isinstance(value, float):
+        # repr tells 0.0 from -0.0; NaN equals itself here, as the bytes do.
+        return ("float", "nan" if math.isnan(value) else repr(value))
+    if isinstance(value, datetime.date):  # date and datetime: the same instant in another zone is not
+        return (type(value).__name__, value.isoformat())  # the same text a loader reads
     return (type(value).__name__, value)
 
 
@@ -173,6 +178,11 @@ def _compare_mlmodel(left_text: str | None, right_text: str | None) -> tuple[boo
         if key not in MLMODEL_IDENTITY_FIELDS and not _same(left.get(key, _ABSENT), right.get(key, _ABSENT))
         for path in _differing_keys(left.get(key, _ABSENT), right.get(key, _ABSENT), str(key))
     ]
+    rest_left = {key: value for key, value in left.items() if key not in MLMODEL_IDENTITY_FIELDS}
+    rest_right = {key: value for key, value in right.items() if key not in MLMODEL_IDENTITY_FIELDS}
+    if not differing and not _same(rest_left, rest_right):
+        # Keys that Python merges (1, 1.0 and true are one dict key) but the YAML tells apart.
+        differing = ["its top-level keys (the same keys of another type, e.g. 1 and true)"]
     if differing:
         shown = differing[:MLMODEL_KEYS_SHOWN]
         more = f" and {len(differing) - len(shown)} more" if len(differing) > len(shown) else ""
@@ -185,11 +195,19 @@ MLMODEL_KEYS_SHOWN = 10
 
 def _differing_keys(left: Any, right: Any, prefix: str) -> Iterator[str]:
     """Dotted paths of the values that differ, down to the deepest mapping both sides share (e.g.
-    flavors.python_function.loader_module), so that a note says what changed."""
+    flavors.python_function.loader_module), so that a note says what changed. A mapping whose keys
+    differ only in type (1 and true are one Python key) is named itself."""
     if isinstance(left, dict) and isinstance(right, dict):
+        found = False
         for key in sorted(set(left) | set(right), key=str):
             if not _same(left.get(key, _ABSENT), right.get(key, _ABSENT)):
-                yield from _differing_keys(left.get(key, _ABSENT), right.get(key, _ABSENT), f"{prefix}.{key}")
+                for path in _differing_keys(
+                    left.get(key, _ABSENT), right.get(key, _ABSENT), f"{prefix}.{key}"
+                ):
+                    found = True
+                    yield path
+        if not found and not _same(left, right):
+            yield prefix
     elif not _same(left, right):
         yield prefix
 
