@@ -1,4 +1,5 @@
-"""What the loopback test doubles share: an HTTP server on 127.0.0.1, on a free port, in a thread."""
+"""What the loopback test doubles share: an HTTP server on a loopback address (127.0.0.1 unless a
+double says otherwise), on a free port, in a thread."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ class LoopbackServer:
     leaving the context stops the server."""
 
     _server: ThreadingHTTPServer | None = None
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
         assert self._server is not None, "the double is not started (use it in a with block)"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://{self.host}:{self._server.server_address[1]}"
 
     def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer((self.host, 0), handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def __exit__(

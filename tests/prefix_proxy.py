@@ -10,27 +10,21 @@ reach a loopback server under an address that the tool does not count as this ma
 from __future__ import annotations
 
 import http.client
-import threading
 import urllib.parse
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 HOP_BY_HOP = ("connection", "keep-alive", "transfer-encoding", "content-length", "host")
 
 
-class PrefixProxy:
+class PrefixProxy(LoopbackServer):
     """Forward each request to the upstream of the longest matching path prefix (404 otherwise)."""
 
     def __init__(self, routes: Mapping[str, str], host: str = "127.0.0.1") -> None:
         self.routes = {prefix.rstrip("/"): upstream for prefix, upstream in routes.items()}
         self.host = host
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the proxy is not started (use it in a with block)"
-        return f"http://{self.host}:{self._server.server_address[1]}"
 
     def _route(self, path: str) -> tuple[urllib.parse.SplitResult, str] | None:
         for prefix in sorted(self.routes, key=len, reverse=True):
@@ -75,13 +69,5 @@ class PrefixProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serve(Handler)
         return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()

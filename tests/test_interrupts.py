@@ -116,6 +116,14 @@ def test_a_signal_ends_the_run_cleanly(
     assert json.loads(report_file.read_text())["status"] == "error"
 
 
+def _wait_until_cleaned_up(workers: set[int], scratch: Path) -> None:
+    """Within 15 s of the parent's SIGKILL, its workers end and its TMPDIR is empty."""
+    deadline = time.monotonic() + 15
+    while (any(alive(pid) for pid in workers) or any(scratch.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), "a worker outlived its killed parent"
+
+
 def test_sigkill_leaves_no_credential_copy_or_download_behind(
     silent_server: SilentServer, tmp_path: Path
 ) -> None:
@@ -150,10 +158,7 @@ def test_sigkill_leaves_no_credential_copy_or_download_behind(
         if process.poll() is None:
             process.kill()
             process.wait()
-    deadline = time.monotonic() + 15
-    while (any(alive(pid) for pid in workers) or any(scratch.iterdir())) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(alive(pid) for pid in workers), "a worker outlived its killed parent"
+    _wait_until_cleaned_up(workers, scratch)
     assert list(scratch.iterdir()) == [], "the credential copy or the downloads were left behind"
 
 
@@ -187,8 +192,5 @@ def test_sigkill_mid_download_leaves_no_download_behind(mlflow_server: MlflowSer
         if process.poll() is None:
             process.kill()
             process.wait()
-    deadline = time.monotonic() + 15
-    while (any(alive(pid) for pid in workers) or any(scratch.iterdir())) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(alive(pid) for pid in workers), "a worker outlived its killed parent"
+    _wait_until_cleaned_up(workers, scratch)
     assert list(scratch.iterdir()) == [], "the temporary downloads were left behind"
