@@ -1211,7 +1211,8 @@ def orphaned() -> NoReturn:
     remove_private_paths()
     logging.shutdown()
     try:
-        os.killpg(os.getpgid(0), signal.SIGKILL)  # this worker leads its own group (runner.py)
+        if os.getpgid(0) == os.getpid():  # it leads its own group (runner.py), never the parent's
+            os.killpg(os.getpid(), signal.SIGKILL)
     finally:
         os._exit(EXIT_ORPHANED)
 
