@@ -25,6 +25,22 @@ def silent_server() -> Iterator[SilentServer]:
         yield server
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any server, credential or runner variable of the machine."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "DATABRICKS_", "GITHUB_", "INPUT_"))
+    }
+
+
+def _hang_profile(home: Path, silent_server: SilentServer) -> None:
+    """A .databrickscfg in `home` whose profile `hang` is a workspace that never answers."""
+    (home / ".databrickscfg").write_text(
+        f"[hang]\nhost = {silent_server.url}\ntoken = dapi0123456789abcdef0123456789abcdef\n"
+    )
+
+
 def children_of(pid: int) -> set[int]:
     """Every descendant process of pid (from /proc)."""
     parents: dict[int, int] = {}
@@ -69,15 +85,9 @@ def test_a_signal_ends_the_run_cleanly(
     scratch.mkdir()
     tracking_uri = silent_server.url
     if databricks:
-        (home / ".databrickscfg").write_text(
-            f"[hang]\nhost = {silent_server.url}\ntoken = dapi0123456789abcdef0123456789abcdef\n"
-        )
+        _hang_profile(home, silent_server)
         tracking_uri = "databricks://hang"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("MLFLOW_", "DATABRICKS_", "GITHUB_", "INPUT_"))
-    }
+    env = clean_environment()
     env.update(HOME=str(home), TMPDIR=str(scratch))
     report_file, junit_file = tmp_path / "report.json", tmp_path / "junit.xml"
     process = subprocess.Popen(
@@ -132,14 +142,8 @@ def test_sigkill_leaves_no_credential_copy_or_download_behind(
     home, scratch = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     scratch.mkdir()
-    (home / ".databrickscfg").write_text(
-        f"[hang]\nhost = {silent_server.url}\ntoken = dapi0123456789abcdef0123456789abcdef\n"
-    )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_", "DATABRICKS_", "GITHUB_", "INPUT_"))
-    }
+    _hang_profile(home, silent_server)
+    env = clean_environment()
     env.update(HOME=str(home), TMPDIR=str(scratch))
     process = subprocess.Popen(
         [str(BIN / "check-model-version"), "--model", "m", "--version-or-stage", "1",
@@ -169,11 +173,7 @@ def test_sigkill_mid_download_leaves_no_download_behind(mlflow_server: MlflowSer
     version = models.log_directory_flavor(mlflow_server.url, f"sigkill_{os.getpid()}", files=files)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_", "DATABRICKS_", "GITHUB_", "INPUT_"))
-    }
+    env = clean_environment()
     env.update(TMPDIR=str(scratch))
     process = subprocess.Popen(
         [str(BIN / "check-model-version"), "--model", version.name, "--version-or-stage", version.version,

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import databricks, github
 from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE, Interrupted, UsageProblem
-from .redact import config_secrets, redact, redact_tree, remember_secrets, secret_forms, secrets_in_uri
+from .redact import config_secrets, redact, remember_secrets, secret_forms, secrets_in_uri
 from .runner import PRIVATE_PATHS
 from .untrusted import escape_controls, safe_line
 
@@ -253,7 +253,7 @@ def annotate(report: Mapping[str, Any] | None) -> None:
     if not report:
         return
     if report.get("status") == "error" and report.get("error"):
-        github.command("error", escape_controls(report["error"]["message"]), title="mlflow-version-check")
+        _annotate_error(report["error"]["message"])
         return
     sections = {"Comparison": "check"} | {
         "Run_Model_Comparison": "run models",
@@ -262,16 +262,16 @@ def annotate(report: Mapping[str, Any] | None) -> None:
     for key, label in sections.items():
         section = report.get(key) or {}
         for difference in section.get("differences", [])[:10]:
-            github.command(
-                "error",
-                escape_controls(f"{label} differ: {difference['path']} ({difference['kind']})"),
-                title="mlflow-version-check",
-            )
+            _annotate_error(f"{label} differ: {difference['path']} ({difference['kind']})")
         integrity = section.get("integrity") if key == "Comparison" and section.get("same_location") else None
         for problem in (integrity or {}).get("problems", []):
-            github.command(
-                "error", escape_controls(f"model incomplete: {problem}"), title="mlflow-version-check"
-            )
+            _annotate_error(f"model incomplete: {problem}")
+
+
+def _annotate_error(text: str) -> None:
+    """An ::error:: annotation of this action; the text (names, paths, messages) shows control
+    characters escaped: it comes from models and servers."""
+    github.command("error", escape_controls(text), title="mlflow-version-check")
 
 
 def chown_like_workspace(paths: list[Path], workspace: Path) -> None:
@@ -354,7 +354,7 @@ def _run(env: MutableMapping[str, str]) -> int:
     except ActionInputError as exc:
         sys.stderr.write(f"error: {safe_line(redact(exc.message))}\n")
         if on_github:
-            github.command("error", escape_controls(redact(exc.message)), title="mlflow-version-check")
+            _annotate_error(redact(exc.message))
         report_escapes = _outside_workspace(inputs["report-file"], workspace) is not None
         written = not report_escapes and _write_input_error_report(exc, inputs, report_file, run_nonce)
         shown = _relative(report_file, workspace) if written else ""
@@ -453,13 +453,11 @@ def _write_input_error_report(
 ) -> bool:
     """The error report of wrong inputs, so a later step that reads the report finds why (no secrets)."""
     from .errors import ReportPathError
-    from .report import error_report, write_report
+    from .report import error_report, finalized, write_report
 
     command = "compare" if inputs["command"].strip().lower() == "compare" else "check"
     shown = {name: redact(value) for name, value in inputs.items() if name not in SECRET_INPUTS}
-    report = error_report(command, error, {"inputs": shown})
-    report["System"]["run_nonce"] = run_nonce
-    report = redact_tree(report)
+    report = finalized(error_report(command, error, {"inputs": shown}), run_nonce)
     try:
         write_report(report, path, "report-file")
     except (OSError, ReportPathError):

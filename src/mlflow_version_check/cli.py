@@ -27,7 +27,7 @@ from .errors import (
     ReportPathError,
     VersionCheckError,
 )
-from .redact import redact, redact_tree, remember_secrets, secrets_in_uri
+from .redact import redact, remember_secrets, secrets_in_uri
 from .untrusted import safe_line, safe_text
 
 PROGRESS_AFTER_SECONDS = 2.0
@@ -261,17 +261,14 @@ def run_check(
 ) -> int:
     """Run a check and render it; return the exit code."""
     from .core import check_model_version, resolve_server_uris
-    from .report import check_report, check_summary, error_report
+    from .report import check_report, check_summary, error_report, finalized
 
+    given_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    given_registry = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")
     # Credentials written into a URI are secrets by value from here on, in every message and report.
-    remember_secrets(
-        [
-            *secrets_in_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")),
-            *secrets_in_uri(registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")),
-        ]
-    )
-    shown_tracking = redact(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")) or None
-    shown_registry = redact(registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")) or None
+    remember_secrets([*secrets_in_uri(given_tracking), *secrets_in_uri(given_registry)])
+    shown_tracking = redact(given_tracking) or None
+    shown_registry = redact(given_registry) or None
     options = {
         "model": model,
         "version_or_stage": version_or_stage,
@@ -307,22 +304,11 @@ def run_check(
     except VersionCheckError as exc:
         progress.finish()
         report = error_report("check", exc, options, {"version": (shown_tracking, shown_registry)})
-        return _failed(exc, _stamped(report, run_nonce), report_file, junit_file)
+        return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
     progress.finish()
-    report = _stamped(check_report(result, options), run_nonce)
+    report = finalized(check_report(result, options), run_nonce)
     kept = result.download_dir if result.download_dir_kept else None
     return _finished(report, check_summary, report_file, junit_file, kept)
-
-
-def _stamped(report: dict[str, Any], run_nonce: str | None) -> dict[str, Any]:
-    """The report with this run's nonce (when given) and every string's secrets removed.
-
-    One pass at the edge, before anything is rendered from it: the JSON file, the JUnit file, the
-    summary on stdout, and in the action the annotations, job summary and outputs.
-    """
-    if run_nonce:
-        report["System"]["run_nonce"] = run_nonce
-    return redact_tree(report)
 
 
 def _failed(
@@ -373,7 +359,7 @@ def run_compare(
     """Run a compare and render it; return the exit code."""
     from .config import load_config
     from .core import compare_model_versions, requested_roles
-    from .report import compare_report, compare_summary, error_report
+    from .report import compare_report, compare_summary, error_report, finalized
 
     options: dict[str, Any] = {
         "config_file": config_file,
@@ -423,9 +409,9 @@ def run_compare(
     except VersionCheckError as exc:
         progress.finish()
         report = error_report("compare", exc, options, servers)
-        return _failed(exc, _stamped(report, run_nonce), report_file, junit_file)
+        return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
     progress.finish()
-    report = _stamped(compare_report(result, options), run_nonce)
+    report = finalized(compare_report(result, options), run_nonce)
     kept = result.download_dir if result.download_dir_kept else None
     return _finished(report, compare_summary, report_file, junit_file, kept)
 

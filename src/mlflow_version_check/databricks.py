@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .errors import InvalidOption
-from .redact import read_regular_file
+from .redact import databricks_config_path, read_regular_file
 
 # A name no .databrickscfg section can have ("]" ends a section header).
 _NO_DEFAULT_SECTION = "]no default section["
@@ -99,7 +99,7 @@ def bounded_config(timeout_seconds: float, environ: Mapping[str, str]) -> Iterat
     them gets `http_timeout_seconds` = the per-request timeout and a retry budget of a sixth of it
     (several clients probe in turn). Yields the variables that point the worker at it.
     """
-    source = Path(environ.get("DATABRICKS_CONFIG_FILE") or Path(environ.get("HOME", "~")) / ".databrickscfg")
+    source = Path(databricks_config_path(environ))
     # databricks-sdk reads `ConfigParser()._sections`: a profile gets none of [DEFAULT]'s keys. Read
     # with a default section that cannot occur, so that [DEFAULT] is a section like the others and
     # each profile shows only its own keys; each one that lacks a limit gets it.
@@ -153,9 +153,7 @@ def _config_text(path: Path) -> str:
 def host_of(tracking_uri: str, environ: Mapping[str, str]) -> str | None:
     """The workspace URL a Databricks tracking URI reaches (profile host, else DATABRICKS_HOST)."""
     profile = profile_of(tracking_uri)
-    config_file = environ.get("DATABRICKS_CONFIG_FILE") or str(
-        Path(environ.get("HOME", "~")) / ".databrickscfg"
-    )
+    config_file = databricks_config_path(environ)
     parser = configparser.ConfigParser(interpolation=None)
     with contextlib.suppress(configparser.Error):
         parser.read_string(_config_text(Path(config_file)), config_file)

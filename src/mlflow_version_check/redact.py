@@ -372,9 +372,7 @@ def _config_pairs(text: str) -> list[tuple[str, str, str]]:
     `key = value` or `key: value`, indented continuation lines, `#`/`;` comment lines, [DEFAULT] a
     profile like any other), and also every value that a stricter reading would lose or refuse: a
     key given twice, text before the first section, a file configparser rejects."""
-    parser = configparser.RawConfigParser(
-        default_section="\0none\0", strict=False, interpolation=None, allow_no_value=True
-    )
+    parser = _config_parser()
     pairs: list[tuple[str, str, str]] = []
     try:
         # Keys before the first section (which configparser refuses) go into a section of their own.
@@ -538,7 +536,7 @@ def environment_secrets(environ: Mapping[str, str]) -> list[str]:
             found += basic_credentials(user, password)
     for name in URI_VARIABLES:
         found += secrets_in_uri(environ.get(name) or "")
-    data = read_regular_file(_config_path(environ), _MAX_CONFIG_BYTES)
+    data = read_regular_file(databricks_config_path(environ), _MAX_CONFIG_BYTES)
     found += config_secrets(data.decode("utf-8", errors="replace") if data else "")
     return _long_enough(found)
 
@@ -562,13 +560,14 @@ def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes | None:
             return None
 
 
-def _config_path(environ: Mapping[str, str]) -> str:
+def databricks_config_path(environ: Mapping[str, str]) -> str:
+    """The config file databricks-sdk reads: DATABRICKS_CONFIG_FILE, else $HOME/.databrickscfg."""
     return _config_path_of(environ.get(CONFIG_FILE_VARIABLE), environ.get("HOME"))
 
 
 @functools.lru_cache(maxsize=8)
 def _config_path_of(configured: str | bytes | None, home: str | bytes | None) -> str:
-    """The config file databricks-sdk reads: DATABRICKS_CONFIG_FILE, else $HOME/.databrickscfg."""
+    """databricks_config_path, cached: redact() asks on every call."""
     if configured:
         return os.path.expanduser(os.fsdecode(configured))
     if home:

@@ -19,7 +19,7 @@ from .comparison import FileDifference, IgnoredItem, TreeSummary
 from .config import SERVER_KEYS
 from .errors import ReportPathError, VersionCheckError
 from .integrity import IntegrityReport
-from .redact import redact
+from .redact import redact, redact_tree
 from .results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
 from .untrusted import escape_controls, markdown
 
@@ -257,6 +257,17 @@ def error_report(
         }
         report["Comparison_Summary"] = None
     return report
+
+
+def finalized(report: dict[str, Any], run_nonce: str | None) -> dict[str, Any]:
+    """The report with its run's nonce (when given) and every string's secrets removed.
+
+    One pass at the edge, before anything is rendered from it: the JSON file, the JUnit file, the
+    summary on stdout, and in the action the annotations, job summary and outputs.
+    """
+    if run_nonce:
+        report["System"]["run_nonce"] = run_nonce
+    return redact_tree(report)
 
 
 def write_report(

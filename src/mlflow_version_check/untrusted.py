@@ -36,9 +36,24 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _escaped_surrogate(code: int) -> str:
     # Undecodable bytes of a file name arrive as U+DC80..U+DCFF (surrogateescape): show the byte.
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def escape_surrogates(text: str) -> str:
+    """Lone surrogates as text: each undecodable byte of a file name (U+DC80..U+DCFF, from
+    surrogateescape) as the four characters `\\xNN`, any other lone surrogate as `\\uNNNN`.
+
+    The worker's manifest keys use this form (lossless: a listed name with a backslash is refused),
+    so a name that is not UTF-8 can be written, compared and reported like any other.
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub(lambda m: _escaped_surrogate(ord(m.group())), text)
 
 
 def escape_controls(text: str) -> str:

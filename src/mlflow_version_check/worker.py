@@ -36,8 +36,10 @@ Rules this process keeps:
   UTF-8 and two different names never share a key: listing entries with a backslash are refused as
   unsafe, so a backslash in a key is always such an escape. Control characters are kept as they are
   (JSON escapes them; the front ends neutralize them on their text outputs).
-- Parent. The parent passes its pid; a watchdog thread ends this process (os._exit) within a second
-  of the parent's death, even a SIGKILL, so that no worker blocked on a silent server lives on.
+- Parent. The parent passes its pid; within a second of the parent's death, even a SIGKILL, a
+  watchdog thread (or a failed write to the parent) removes the run's private directories named in
+  the request and ends this process with its process group, so that no worker blocked on a silent
+  server lives on and no credential copy or download is left behind.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ from .errors import (
 )
 from .manifest import HASH_CHUNK_BYTES, FileEntry, hash_file
 from .redact import redact
+from .untrusted import escape_surrogates
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -853,21 +856,9 @@ def download_and_hash(repo: ArtifactRepository, path: str, local: Path) -> FileE
     return FileEntry(size=size, sha256=digest.hexdigest())
 
 
-def _escaped(char: str) -> str:
-    code = ord(char)
-    if 0xDC80 <= code <= 0xDCFF:
-        return f"\\x{code - 0xDC00:02x}"  # a byte that surrogateescape could not decode
-    if 0xD800 <= code <= 0xDFFF:
-        return f"\\u{code:04x}"  # a lone surrogate from elsewhere (a JSON listing)
-    return char
-
-
 def manifest_name(path: str) -> str:
-    """A listed path as a manifest key (module docstring): each undecodable byte of a file name
-    (U+DC80..U+DCFF, surrogateescape) as `\\xNN`, any other lone surrogate as `\\uNNNN`."""
-    if not any(0xD800 <= ord(char) <= 0xDFFF for char in path):
-        return path
-    return "".join(_escaped(char) for char in path)
+    """A listed path as a manifest key (module docstring): untrusted.escape_surrogates."""
+    return escape_surrogates(path)
 
 
 def _refuse_duplicates(files: list[tuple[str, int | None]], location: str) -> None:
@@ -1025,10 +1016,13 @@ class Session:
             mlflow.set_registry_uri(registry_uri)
         display = f"the workspace {host} ({tracking_uri})" if host else tracking_uri
         registry = registry_uri or mlflow.get_registry_uri()
+        registry_host = (
+            databricks.host_of(registry, os.environ) if databricks.uses_databricks(registry) else None
+        )
         workspaces = {
             _normal_http(found if "://" in found else f"https://{found}")
-            for uri in (tracking_uri, registry)
-            if databricks.uses_databricks(uri) and (found := databricks.host_of(uri, os.environ))
+            for found in (host, registry_host)
+            if found
         }
         server = Server(
             tracking_uri=tracking_uri,
