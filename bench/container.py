@@ -14,10 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import write_results
 
-from bench import write_results  # noqa: E402 - after the path is set
+ROOT = Path(__file__).resolve().parent.parent
 
 BASE_IMAGE = os.environ.get("BASE_IMAGE_TAG", "mvc-base:bookworm")
 TAG = "mlflow-version-check:bench"

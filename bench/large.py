@@ -24,14 +24,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests import models  # noqa: E402
-from tests.servers import MlflowServer  # noqa: E402
-
-from bench import write_results  # noqa: E402 - after the path is set
-from bench.run import FLOOR  # noqa: E402
+from harness import FLOOR, write_results
+from mvc_testing import models
+from mvc_testing.servers import MlflowServer
 
 BIN = Path(sys.executable).parent
 MIB = 1024 * 1024

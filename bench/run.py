@@ -20,28 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests import models  # noqa: E402
-from tests.servers import MlflowServer  # noqa: E402
-
-from bench import write_results  # noqa: E402 - after the path is set
+from harness import FLOOR, write_results
+from mvc_testing import models
+from mvc_testing.servers import MlflowServer
 
 BIN = Path(sys.executable).parent
 REPEATS = 10
-
-FLOOR = """
-import hashlib, os, sys, mlflow
-uri, tracking_uri, destination = sys.argv[1:4]
-path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri, dst_path=destination)
-for root, _, files in os.walk(path):
-    for name in files:
-        digest = hashlib.sha256()
-        with open(os.path.join(root, name), "rb") as stream:
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-"""
 
 
 def timed(command: list[str], expected: int) -> float:

@@ -16,12 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mvc_testing import models
+from mvc_testing.servers import MlflowServer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests import models  # noqa: E402 - after the path is set
-from tests.servers import MlflowServer  # noqa: E402
-
 OUTPUT = ROOT / "demo-output"
 REPORTS = OUTPUT / "reports"
 BIN = Path(sys.executable).parent

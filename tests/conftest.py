@@ -14,8 +14,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mlflow_version_check.report import load_schema
-from tests.servers import MlflowServer
+from mlflow_version_check.report.document import load_schema
+from mvc_testing.servers import MlflowServer
 
 BIN = Path(sys.executable).parent
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -12,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_version_check.github import parse_outputs
-from tests import models
+from mlflow_version_check.ci.workflow_commands import parse_outputs
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer
 from tests.artifact_server import ArtifactServiceDouble
 from tests.conftest import load_valid_report
 from tests.runner_commands import assert_only_own_commands
-from tests.servers import MlflowServer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_NAMES = {"passed", "equals", "run-model-equals", "reg-model-equals", "report-path", "artifact-id"}
@@ -26,7 +26,6 @@ CANARIES = {
     "databricks-client-secret": "CANARY-client-secret-7f3a",
     "mlflow-tracking-token": "CANARY-mlflow-token-91b2",
 }
-_names = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,22 @@ class ActionRun:
         return load_valid_report(self.workspace / self.outputs["report-path"])
 
 
-def run_action(tmp_path: Path, inputs: dict[str, str], extra_env: dict[str, str] | None = None) -> ActionRun:
-    """Run entrypoint.py in a fresh process with the runner's environment variables."""
+# The action as entrypoint.py runs it, but with artifact upload retries that do not wait.
+WITHOUT_RETRY_WAITS = (
+    "import sys; from mlflow_version_check.ci.action import main; "
+    "sys.exit(main(upload_sleep=lambda seconds: None))"
+)
+
+
+def run_action(
+    tmp_path: Path,
+    inputs: dict[str, str],
+    extra_env: dict[str, str] | None = None,
+    *,
+    program: str | None = None,
+) -> ActionRun:
+    """Run entrypoint.py (or the `program` given, as `python -c`) in a fresh process with the runner's
+    environment variables."""
     workspace = tmp_path / "workspace"
     workspace.mkdir(parents=True, exist_ok=True)
     files = tmp_path / "file_commands"
@@ -66,7 +79,7 @@ def run_action(tmp_path: Path, inputs: dict[str, str], extra_env: dict[str, str]
     env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
     env.update(extra_env or {})
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "entrypoint.py")],
+        [sys.executable, *(["-c", program] if program else [str(ROOT / "entrypoint.py")])],
         cwd=workspace, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     return ActionRun(
@@ -81,7 +94,7 @@ def run_action(tmp_path: Path, inputs: dict[str, str], extra_env: dict[str, str]
 
 @pytest.fixture(scope="module")
 def registered(mlflow_server: MlflowServer) -> models.Registered:
-    return models.log_sklearn(mlflow_server.url, f"action_{next(_names)}")
+    return models.log_sklearn(mlflow_server.url, unique("action"))
 
 
 def test_check_passes_with_outputs_and_summary(
@@ -109,7 +122,7 @@ def test_check_passes_with_outputs_and_summary(
 
 def test_tampered_model_fails_with_annotations(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     """A model whose stored file was cut: exit 1, passed=false, an ::error:: annotation, a summary."""
-    version = models.log_sklearn(mlflow_server.url, f"action_cut_{next(_names)}")
+    version = models.log_sklearn(mlflow_server.url, unique("action_cut"))
     pickled = models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version) / "model.pkl"
     pickled.write_bytes(pickled.read_bytes()[:-5])
     inputs = {"model": version.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url}
@@ -233,9 +246,11 @@ def test_upload_failure_is_a_warning_not_a_verdict(
             tmp_path,
             {"model": registered.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url},
             {"ACTIONS_RUNTIME_TOKEN": service.token, "ACTIONS_RESULTS_URL": service.url},
+            program=WITHOUT_RETRY_WAITS,
         )
     assert run.exit_code == 0
     assert run.outputs["passed"] == "true" and run.outputs["artifact-id"] == ""
+    assert len(service.requests) == 5  # every attempt was made (the retries did not wait)
     assert "::warning title=mlflow-version-check::artifact upload failed" in run.stdout
     assert "Artifact upload failed" in run.summary
 
@@ -263,13 +278,13 @@ def test_compare_summary_lists_differences_and_ignored_fields(
     mlflow_server: MlflowServer, mlflow_server_2: MlflowServer, tmp_path: Path
 ) -> None:
     """compare through the action: the job summary has the differing path and the ignored MLmodel fields."""
-    original = models.log_directory_flavor(mlflow_server.url, f"action_dir_{next(_names)}")
+    original = models.log_directory_flavor(mlflow_server.url, unique("action_dir"))
 
     def tamper(model: Path) -> None:
         next((model / "artifacts").rglob("layer0.bin")).write_bytes(b"changed")
 
     copy = models.copy_version(
-        mlflow_server.url, original, mlflow_server_2.url, f"action_copy_{next(_names)}", tamper=tamper
+        mlflow_server.url, original, mlflow_server_2.url, unique("action_copy"), tamper=tamper
     )
     workspace = tmp_path / "workspace"
     workspace.mkdir()
@@ -291,7 +306,7 @@ def test_compare_summary_lists_differences_and_ignored_fields(
 
 def test_private_credentials_file_is_owner_only_and_removed(tmp_path: Path) -> None:
     """The .databrickscfg is 0600 in a 0700 HOME while the run lasts, and gone afterwards."""
-    from mlflow_version_check.action import private_credentials, read_inputs
+    from mlflow_version_check.ci.action import private_credentials, read_inputs
 
     environ = {
         "INPUT_DATABRICKS-HOST": "https://ws.example",
@@ -314,7 +329,7 @@ def test_private_credentials_file_is_owner_only_and_removed(tmp_path: Path) -> N
 
 def test_each_output_gets_its_own_random_delimiter(tmp_path: Path) -> None:
     """Outputs use a fresh unguessable delimiter each time, and parse back to the same values."""
-    from mlflow_version_check.github import write_outputs
+    from mlflow_version_check.ci.workflow_commands import write_outputs
 
     path = tmp_path / "output"
     write_outputs(str(path), {"a": "1", "b": "two\nlines"})

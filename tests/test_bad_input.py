@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import os
 import shutil
@@ -24,26 +23,28 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests import models
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer, free_port
 from tests.conftest import BIN, load_valid_report
 from tests.databricks_double import WorkspaceDouble
 from tests.fault_proxy import FaultProxy
 from tests.prefix_proxy import PrefixProxy
 from tests.runner_commands import RunnerLog
-from tests.servers import MlflowServer, free_port
 from tests.silent_server import SilentServer
 
 pytestmark = pytest.mark.server
 ROOT = Path(__file__).resolve().parent.parent
-_names = itertools.count()
 LISTING = r"/api/2.0/mlflow-artifacts/artifacts\?"
 ARTIFACT_FILES = r"/api/2.0/mlflow-artifacts/artifacts/.+"
 GOOD_SIDE = {"host": "http://127.0.0.1:9", "model": "m", "version_or_stage": "1"}
@@ -51,10 +52,11 @@ DBX_MLMODEL = {
     "artifact_path": "model", "run_id": "0" * 32,
     "flavors": {"python_function": {"loader_module": "mlflow.sklearn", "model_path": "model.pkl"}},
 }  # fmt: skip
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{next(_names)}"
+# Registered in the module's workspace double before any case runs (the cases only read it, at the
+# same time): a workspace-registry model with one version in Production, and a Unity Catalog model
+# whose only alias is champion.
+WORKSPACE_MODEL, WORKSPACE_MODEL_VERSION = "Matrix_Wine", "1"
+WORKSPACE_UC_MODEL = "main.ml.matrix"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,19 +132,20 @@ def snapshot(root: Path, allowed: list[Path]) -> dict[str, tuple[Any, ...]]:
 
 @dataclass
 class Context:
-    """What a case's builder may use; servers and doubles start only when a case asks for them."""
+    """What a case's builder may use; servers and doubles start only when a case asks for them.
+    The fixtures are looked up once (cached): a case's checks may read them after the builds."""
 
     sandbox: Sandbox
     request: pytest.FixtureRequest
     stack: contextlib.ExitStack
     proxy: FaultProxy | None = None
 
-    @property
+    @cached_property
     def server(self) -> MlflowServer:
         server: MlflowServer = self.request.getfixturevalue("mlflow_server")
         return server
 
-    @property
+    @cached_property
     def model(self) -> models.Registered:
         """An sklearn model, version 1 of its name, on the session server (no aliases, no stages)."""
         model: models.Registered = self.request.getfixturevalue("matrix_model")
@@ -230,11 +233,12 @@ class Context:
         return mount_point
 
 
-def run(invocation: Invocation, sandbox: Sandbox) -> Outcome:
-    """Run the program as a user or a runner would, confined to the sandbox."""
+def run(invocation: Invocation, sandbox: Sandbox, environ: Mapping[str, str]) -> Outcome:
+    """Run the program as a user or a runner would, confined to the sandbox, from a copy of the
+    test process's environment (taken on the main thread: runs happen on other threads)."""
     env = {
         key: value
-        for key, value in os.environ.items()
+        for key, value in environ.items()
         if not key.startswith(("MLFLOW_", "DATABRICKS_", "INPUT_", "GITHUB_", "MVC_", "ACTIONS_"))
     }
     env.update(HOME=str(sandbox.home), TMPDIR=str(sandbox.tmp))
@@ -256,7 +260,7 @@ def run(invocation: Invocation, sandbox: Sandbox) -> Outcome:
     )  # fmt: skip
     outputs: dict[str, str] = {}
     if invocation.program == "action":
-        from mlflow_version_check.github import parse_outputs
+        from mlflow_version_check.ci.workflow_commands import parse_outputs
 
         outputs = parse_outputs((sandbox.github / "output").read_text())
     report = load_valid_report(sandbox.report) if sandbox.report.is_file() else None
@@ -282,6 +286,9 @@ class Case:
     report: bool  # an error report must exist (True) or no report file at all (False)
     build: Build
     more: More | None = None
+    # The run waits on purpose (a timeout, retries with back-off): it starts before the others, so
+    # that its waiting overlaps their work.
+    waits: bool = False
 
 
 def _config(side_1: Any, side_2: Any, **extra: Any) -> str:
@@ -397,17 +404,16 @@ def _run_with_model(workspace: WorkspaceDouble) -> str:
 
 
 def _uc_alias(ctx: Context) -> Invocation:
-    workspace = ctx.workspace_with_profiles()
-    name = f"main.ml.{unique('matrix')}"
-    workspace.register_uc(name, _run_with_model(workspace), aliases=("champion",))
-    return ctx.check("--model", name, "--version-or-stage", "@nope", tracking_uri="databricks://ws")
+    ctx.workspace_with_profiles()
+    return ctx.check(
+        "--model", WORKSPACE_UC_MODEL, "--version-or-stage", "@nope", tracking_uri="databricks://ws"
+    )
 
 
 def _seeded_workspace(ctx: Context, profile: str) -> Invocation:
-    workspace = ctx.workspace_with_profiles()
-    name = unique("Matrix_Wine")
-    version = workspace.register(name, _run_with_model(workspace), stage="Production")
-    return ctx.check("--model", name, "--version-or-stage", version, tracking_uri=f"databricks://{profile}")
+    ctx.workspace_with_profiles()
+    return ctx.check("--model", WORKSPACE_MODEL, "--version-or-stage", WORKSPACE_MODEL_VERSION,
+                     tracking_uri=f"databricks://{profile}")  # fmt: skip
 
 
 def _on_workspace(*args: str, profile: str = "ws", env: dict[str, str] | None = None) -> Build:
@@ -690,15 +696,17 @@ SERVER_ANSWERS = [
          lambda c: c.check("--version-or-stage", "archived")),
     Case("artifacts-deleted", 3, "no files at", True, _deleted_artifacts, _keeps_resolved_version),
     Case("server-refuses-connections", 3, "no answer", True,
-         lambda c: c.check(tracking_uri=f"http://127.0.0.1:{free_port()}"), _type_is("ServerUnreachable")),
+         lambda c: c.check(tracking_uri=f"http://127.0.0.1:{free_port()}"), _type_is("ServerUnreachable"),
+         waits=True),
     Case("500-then-200-is-retried", 0, "", False,
          lambda c: c.check(tracking_uri=c.faulty(("registered-models/get", "status",
-                                                  {"status": 500, "times": 2}))), _retried),
+                                                  {"status": 500, "times": 2}))), _retried, waits=True),
     Case("server-always-500", 3, "failed", True, _api_answers(500)),
     Case("server-always-503", 3, "failed", True, _api_answers(503)),
     Case("server-hangs", 3, "timed out", True,
          lambda c: c.check("--timeout", "2", "--retries", "0",
-                           tracking_uri=c.faulty(("registered-models/get", "hang", {}))), _bounded(18)),
+                           tracking_uri=c.faulty(("registered-models/get", "hang", {}))), _bounded(18),
+         waits=True),
     Case("connection-dropped-mid-download", 3, "model.pkl", True,
          lambda c: c.check("--retries", "0",
                            tracking_uri=c.faulty((ARTIFACT_FILES + "model.pkl", "cut", {}))),
@@ -735,7 +743,7 @@ SERVER_ANSWERS = [
     Case("compare-second-server-refuses", 3, "tracking_server_2: ", True,
          lambda c: c.compare(_config(_side(c),
                                      {"host": f"http://127.0.0.1:{free_port()}", "model": "m",
-                                      "version_or_stage": "1"})), _first_side_kept),
+                                      "version_or_stage": "1"})), _first_side_kept, waits=True),
     Case("compare-version-missing-on-one-side", 3, "version 77", True,
          lambda c: c.compare(_config({**_side(c), "version_or_stage": "77"}, _side(c)))),
 ]  # fmt: skip
@@ -751,7 +759,8 @@ DATABRICKS = [
          lambda c: _seeded_workspace(c, "wrong-oauth"), _no_secret_in_output("wrong-canary")),
     Case("databricks-host-refuses-connections", 3, "no answer from the Databricks workspace", True,
          lambda c: _seeded_workspace(c, "dead")),
-    Case("databricks-named-profile-hangs", 3, "no answer", True, _hung_named_profile, _bounded(60)),
+    Case("databricks-named-profile-hangs", 3, "no answer", True, _hung_named_profile, _bounded(60),
+         waits=True),
     Case("databricks-config-is-a-fifo", 2, "not a readable regular file", True,
          lambda c: (_fifo_config(c), c.check(tracking_uri="databricks://ws"))[1]),
     Case("databricks-ambient-token", 2, "DATABRICKS_TOKEN set in the environment would silently", True,
@@ -801,6 +810,18 @@ def test_the_sandbox_snapshot_sees_every_kind_of_change(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Fixtures and the one test.
 
+# How many programs run at once. Most are CPU-bound for their first second (Python and MLflow
+# starting); the cases that wait on purpose hold a thread without using a core, so the pool is larger
+# than the cores are many.
+CONCURRENT_RUNS = 6
+
+
+def _start_order(cases: list[Case]) -> list[Case]:
+    """The config-file and action-input cases first: most need no server, so they run while the
+    session's server starts; then the cases that wait on purpose; then the rest, in the table's order."""
+    serverless = {case.id for case in [*CONFIG_FILES, *ACTION_INPUTS]}
+    return sorted(cases, key=lambda case: (case.id not in serverless, not case.waits))
+
 
 @pytest.fixture(scope="module")
 def matrix_model(mlflow_server: MlflowServer) -> models.Registered:
@@ -817,19 +838,90 @@ def matrix_big_model(mlflow_server: MlflowServer) -> models.Registered:
 
 @pytest.fixture(scope="module")
 def matrix_workspace() -> Iterator[WorkspaceDouble]:
+    """The workspace double with WORKSPACE_MODEL and WORKSPACE_UC_MODEL, seeded before the first case
+    runs: the double's handlers read its files without a lock, so nothing may add any while runs
+    are under way."""
     with WorkspaceDouble(oauth_clients={"mvc-client": "the-right-secret"}) as workspace:
+        version = workspace.register(WORKSPACE_MODEL, _run_with_model(workspace), stage="Production")
+        assert version == WORKSPACE_MODEL_VERSION
+        workspace.register_uc(WORKSPACE_UC_MODEL, _run_with_model(workspace), aliases=("champion",))
         yield workspace
 
 
+Snapshot = dict[str, tuple[Any, ...]]
+
+
+@dataclass
+class Started:
+    """A case built in its sandbox, and its run under way (or the error its build raised)."""
+
+    ctx: Context
+    before: Snapshot = field(default_factory=dict)
+    run: Future[tuple[Outcome, Snapshot]] | None = None
+    build_error: BaseException | None = None
+
+    def result(self) -> tuple[Snapshot, Outcome, Snapshot]:
+        """The sandbox before the run, the outcome, the sandbox after; raises what the build or the
+        run raised."""
+        if self.build_error is not None:
+            raise self.build_error
+        assert self.run is not None
+        outcome, after = self.run.result()
+        return self.before, outcome, after
+
+
+def _run_and_look(
+    invocation: Invocation, sandbox: Sandbox, environ: Mapping[str, str]
+) -> tuple[Outcome, Snapshot]:
+    outcome = run(invocation, sandbox, environ)
+    return outcome, snapshot(sandbox.root, sandbox.allowed())
+
+
+@pytest.fixture(scope="module")
+def matrix_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Started]]:
+    """The selected cases, built one after another on this thread (the builds share the fixtures
+    and MLflow's client), each run started on a thread pool as soon as its case is built: a run is
+    mostly a program starting or waiting on a server, so runs overlap. Each case's own test waits
+    for its run and checks it; a build that fails fails only its own case's test."""
+    selected = {
+        item.callspec.params["case"].id
+        for item in request.session.items
+        if isinstance(item, pytest.Function)
+        and item.parent is request.node
+        and item.originalname == "test_bad_input"
+    }
+    ordered = _start_order([case for case in CASES if case.id in selected])
+    started: dict[str, Started] = {}
+    with contextlib.ExitStack() as stacks:
+        pool = ThreadPoolExecutor(max_workers=CONCURRENT_RUNS, thread_name_prefix="bad-input")
+        try:
+            for case in ordered:
+                sandbox = Sandbox(tmp_path_factory.mktemp(case.id[:30]) / "sandbox")
+                ctx = Context(sandbox, request, stacks.enter_context(contextlib.ExitStack()))
+                started[case.id] = Started(ctx)
+                try:
+                    invocation = case.build(ctx)
+                except (Exception, pytest.skip.Exception, pytest.fail.Exception) as error:  # noqa: BLE001 - raised again by the case's own test
+                    started[case.id].build_error = error
+                    continue
+                started[case.id].before = snapshot(sandbox.root, sandbox.allowed())
+                started[case.id].run = pool.submit(_run_and_look, invocation, sandbox, dict(os.environ))
+            yield started
+        finally:
+            # Runs no test waited for (pytest -x stopped early): those not begun are dropped.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_bad_input(case: Case, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    sandbox = Sandbox(tmp_path / "sandbox")
-    with contextlib.ExitStack() as stack:
-        ctx = Context(sandbox, request, stack)
-        invocation = case.build(ctx)
-        before = snapshot(sandbox.root, sandbox.allowed())
-        outcome = run(invocation, sandbox)
-        after = snapshot(sandbox.root, sandbox.allowed())
+def test_bad_input(case: Case, matrix_runs: dict[str, Started]) -> None:
+    """The case's run ends with its exit code, its one error line and its report, and leaves the
+    sandbox and TMPDIR as they were."""
+    started = matrix_runs[case.id]
+    ctx, sandbox = started.ctx, started.ctx.sandbox
+    with ctx.stack:
+        before, outcome, after = started.result()
 
         detail = f"{case.id}: exit {outcome.exit_code} after {outcome.elapsed:.1f}s\n{outcome.stderr}"
         assert outcome.exit_code == case.exit_code, detail

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
 
 from mlflow_version_check import check_model_version
 from mlflow_version_check.cli import check_model_version_main, main
-from tests import models
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer
 from tests.conftest import load_valid_report, run_command
-from tests.servers import MlflowServer
 
 pytestmark = pytest.mark.server
-
-_names = itertools.count()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{next(_names)}"
 
 
 @pytest.fixture(scope="module")
@@ -377,11 +371,11 @@ def test_hashing_during_the_transfer_only_where_mlflow_writes_one_stream(
     """The hash is taken from the written chunks only where MLflow itself would write a file as one
     sequential stream: a tracking server without multipart downloads. With multipart downloads
     (parallel ranges) or a local store, files are hashed after they are complete."""
-    from mlflow_version_check import worker
+    from mlflow_version_check.worker import downloads
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     served = "mlflow-artifacts:/0/any/artifacts/model"
-    assert worker._streams_sequentially(worker._repository(served))
+    assert downloads._streams_sequentially(downloads._repository(served))
     monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "true")
-    assert not worker._streams_sequentially(worker._repository(served))
-    assert not worker._streams_sequentially(worker._repository(tmp_path.as_uri()))
+    assert not downloads._streams_sequentially(downloads._repository(served))
+    assert not downloads._streams_sequentially(downloads._repository(tmp_path.as_uri()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -14,17 +13,12 @@ import yaml
 from mlflow_version_check import compare_model_versions
 from mlflow_version_check.cli import compare_model_versions_main, main
 from mlflow_version_check.config import parse_config
-from tests import models
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer
 from tests.conftest import BIN, load_valid_report, run_command
-from tests.servers import MlflowServer
 
 pytestmark = pytest.mark.server
-
-_names = itertools.count()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{next(_names)}"
 
 
 def write_config(path: Path, side_1: dict[str, Any], side_2: dict[str, Any]) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import os
 import re
@@ -16,10 +15,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mlflow_version_check.github import parse_outputs
-from mlflow_version_check.report import load_schema
-from tests import models
-from tests.servers import MlflowServer, free_port
+from mlflow_version_check.ci.workflow_commands import parse_outputs
+from mlflow_version_check.report.document import load_schema
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer, free_port
 
 pytestmark = pytest.mark.docker
 
@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 BASE_IMAGE = os.environ.get("BASE_IMAGE_TAG", "mvc-base:bookworm")
 IMAGE = "mlflow-version-check:test"
-_names = itertools.count()
 
 
 def _docker_ready() -> bool:
@@ -82,7 +81,7 @@ def run_container(
 
 def test_container_check_equal_and_tampered(image: str, mlflow_server: MlflowServer, tmp_path: Path) -> None:
     """The image against a loopback server: exit 0 and outputs for an intact model, 1 for a tampered one."""
-    good = models.log_sklearn(mlflow_server.url, f"container_{next(_names)}")
+    good = models.log_sklearn(mlflow_server.url, unique("container"))
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     os.chown(workspace, 2345, 2345)
@@ -97,7 +96,7 @@ def test_container_check_equal_and_tampered(image: str, mlflow_server: MlflowSer
     assert report["System"]["mlflow_version"] and report["Comparison"]["equals"] is True
     assert report_file.stat().st_uid == 2345, "files written in the workspace belong to its owner"
 
-    bad = models.log_sklearn(mlflow_server.url, f"container_bad_{next(_names)}")
+    bad = models.log_sklearn(mlflow_server.url, unique("container_bad"))
     pickled = models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, bad) / "model.pkl"
     pickled.write_bytes(pickled.read_bytes() + b"appended")
     code, log, outputs = run_container(
@@ -302,7 +301,7 @@ def test_docker_stop_ends_a_hung_run_cleanly(image: str, tmp_path: Path) -> None
     commands.mkdir()
     (commands / "output").write_text("")
     (commands / "summary").write_text("")
-    name = f"mvc-stop-{os.getpid()}-{next(_names)}"
+    name = unique(f"mvc-stop-{os.getpid()}")
     with SilentServer() as silent:
         subprocess.run(
             ["docker", "run", "--detach", "--name", name, "--network", "host",

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from mlflow_version_check import databricks
+from mvc_testing.servers import free_port
 from tests.conftest import BIN, Run, load_valid_report
 from tests.databricks_double import WorkspaceDouble
-from tests.servers import free_port
 from tests.silent_server import SilentServer
 
 MLMODEL = {

@@ -53,7 +53,17 @@ def test_action_inputs_match_the_entrypoint() -> None:
     """Every input of action.yml is read by the entrypoint with the same default, and no other."""
     import yaml
 
-    from mlflow_version_check.action import DEFAULTS
+    from mlflow_version_check.ci.action import DEFAULTS
 
     action = yaml.safe_load((Path(__file__).resolve().parent.parent / "action.yml").read_text())
     assert {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()} == DEFAULTS
+
+
+def test_the_module_map_names_every_module() -> None:
+    """README's "How it works" table names every module and package of the source tree."""
+    section = README.split("## How it works", 1)[1].split("\n## ", 1)[0]
+    package = Path(__file__).resolve().parent.parent / "src" / "mlflow_version_check"
+    names = {path.name for path in package.glob("*.py") if path.name != "__main__.py"}
+    names |= {f"{path.name}/" for path in package.iterdir() if (path / "__init__.py").is_file()}
+    missing = sorted(name for name in names if f"`{name}`" not in section)
+    assert missing == [], f"not in README's module map: {missing}"

@@ -17,11 +17,12 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from tests import models
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer
 from tests.conftest import load_valid_report, run_command
 from tests.fault_proxy import FaultProxy
 from tests.runner_commands import RunnerLog, action_commands, assert_only_own_commands
-from tests.servers import MlflowServer
 from tests.test_action import run_action
 
 pytestmark = pytest.mark.server
@@ -177,7 +178,7 @@ def test_action_compare_with_hostile_names_runs_only_its_own_commands(
 
 @pytest.fixture(scope="module")
 def plain_model(mlflow_server: MlflowServer) -> models.Registered:
-    return models.log_sklearn(mlflow_server.url, f"hostile_plain_{next(_names)}")
+    return models.log_sklearn(mlflow_server.url, unique("hostile_plain"))
 
 
 def test_hostile_server_error_body(

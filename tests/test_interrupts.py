@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import models
+from mvc_testing import models
+from mvc_testing.servers import MlflowServer
 from tests.conftest import BIN, load_valid_report
-from tests.servers import MlflowServer
 from tests.silent_server import SilentServer
 
 

@@ -5,7 +5,6 @@ compared. Against real servers; the XML is parsed, never matched as text."""
 from __future__ import annotations
 
 import io
-import itertools
 import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
@@ -13,18 +12,14 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from tests import models
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer, free_port
 from tests.artifact_server import ArtifactServiceDouble
 from tests.conftest import load_valid_report, run_command
-from tests.servers import MlflowServer, free_port
 from tests.test_action import run_action
 
 pytestmark = pytest.mark.server
-_names = itertools.count()
-
-
-def unique(prefix: str) -> str:
-    return f"junit_{prefix}_{next(_names)}"
 
 
 def parse(path: Path) -> ElementTree.Element:
@@ -50,7 +45,7 @@ def check(server: MlflowServer, version: models.Registered, tmp_path: Path) -> t
 
 
 def test_passing_check_is_one_passing_case(mlflow_server: MlflowServer, tmp_path: Path) -> None:
-    version = models.log_sklearn(mlflow_server.url, unique("ok"))
+    version = models.log_sklearn(mlflow_server.url, unique("junit_ok"))
     code, junit, report = check(mlflow_server, version, tmp_path)
     assert code == 0
     suite = parse(junit)
@@ -63,7 +58,7 @@ def test_passing_check_is_one_passing_case(mlflow_server: MlflowServer, tmp_path
 
 def test_failed_check_names_the_problem(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     """A truncated file in the one stored copy: a <failure> whose text says what is wrong."""
-    version = models.log_sklearn(mlflow_server.url, unique("tampered"))
+    version = models.log_sklearn(mlflow_server.url, unique("junit_tampered"))
     pickled = models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version) / "model.pkl"
     pickled.write_bytes(pickled.read_bytes()[:-10])
     code, junit, _ = check(mlflow_server, version, tmp_path)
@@ -85,14 +80,14 @@ def test_error_is_one_error_case(tmp_path: Path) -> None:
 def test_compare_has_a_case_per_role_and_lists_changed_files(
     mlflow_server: MlflowServer, mlflow_server_2: MlflowServer, tmp_path: Path
 ) -> None:
-    original = models.log_directory_flavor(mlflow_server.url, unique("original"))
+    original = models.log_directory_flavor(mlflow_server.url, unique("junit_original"))
 
     def tamper(model: Path) -> None:
         target = next((model / "artifacts").rglob("layer1.bin"))
         target.write_bytes(target.read_bytes() + b"\0")
 
     copy = models.copy_version(
-        mlflow_server.url, original, mlflow_server_2.url, unique("copy"), tamper=tamper
+        mlflow_server.url, original, mlflow_server_2.url, unique("junit_copy"), tamper=tamper
     )
     config = tmp_path / "config.yaml"
     config.write_text(
@@ -132,7 +127,7 @@ def test_junit_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
 
 def test_action_writes_and_uploads_the_junit_file(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     """The action's junit-file input: written in the workspace and uploaded next to the report."""
-    version = models.log_sklearn(mlflow_server.url, unique("action"))
+    version = models.log_sklearn(mlflow_server.url, unique("junit_action"))
     with ArtifactServiceDouble() as service:
         run = run_action(
             tmp_path,

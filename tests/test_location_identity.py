@@ -8,7 +8,6 @@ against two Databricks workspace doubles.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import sqlite3
@@ -20,14 +19,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import models
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer
 from tests.conftest import BIN, Run, load_valid_report, run_command
 from tests.databricks_double import WorkspaceDouble
 from tests.prefix_proxy import PrefixProxy
-from tests.servers import MlflowServer
 
 pytestmark = pytest.mark.server
-_names = itertools.count()
 
 MLMODEL = {
     "artifact_path": "model",
@@ -36,10 +35,6 @@ MLMODEL = {
     "utc_time_created": "2026-01-01 00:00:00.000000",
 }
 FILES = {"model.pkl": bytes(range(256)) * 4, "data/weights/layer0.bin": b"0123456789"}
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{next(_names)}"
 
 
 def write_config(path: Path, side_1: dict[str, Any], side_2: dict[str, Any]) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import shutil
 import tempfile
 import warnings
@@ -20,9 +19,10 @@ from mlflow_version_check.core import compare_pair
 from mlflow_version_check.integrity import check_integrity
 from mlflow_version_check.manifest import FileEntry
 from mlflow_version_check.results import DownloadedModel, ModelComparison
-from tests import models
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer
 from tests.conftest import load_valid_report, run_command
-from tests.servers import MlflowServer
 
 # ---------------------------------------------------------------------------------------------------
 # Pure comparisons: manifests and MLmodel texts, no server.
@@ -376,12 +376,6 @@ def test_auto_on_one_side_and_a_path_on_the_other_compare_the_same_files() -> No
 
 # ---------------------------------------------------------------------------------------------------
 # End to end: real servers, models logged through MLflow, the CLI in its own process.
-
-_names = itertools.count()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{next(_names)}"
 
 
 def log_sklearn_with_code(tracking_uri: str, name: str) -> models.Registered:

@@ -10,7 +10,8 @@ import pytest
 
 from mlflow_version_check.errors import ServerUnreachable
 from mlflow_version_check.redact import redact
-from mlflow_version_check.report import error_report, load_schema, write_report
+from mlflow_version_check.report.document import error_report, finalized, load_schema
+from mlflow_version_check.report.files import write_report
 
 
 def test_write_report_creates_parents_and_leaves_no_temporary_files(tmp_path: Path) -> None:
@@ -34,11 +35,14 @@ def test_failed_write_keeps_the_previous_report(tmp_path: Path) -> None:
 def test_error_report_validates_and_redacts() -> None:
     """An error report validates against the schema and carries no credentials."""
     error = ServerUnreachable("no answer from https://alice:s3cret@mlflow.example:5000 (connection refused)")
-    report = error_report(
-        "check",
-        error,
-        {"tracking_uri": redact("https://alice:s3cret@mlflow.example:5000")},
-        {"version": ("https://***@mlflow.example:5000", None)},
+    report = finalized(  # the one redaction pass, before anything renders the report
+        error_report(
+            "check",
+            error,
+            {"tracking_uri": redact("https://alice:s3cret@mlflow.example:5000")},
+            {"version": ("https://***@mlflow.example:5000", None)},
+        ),
+        None,
     )
     jsonschema.validate(report, load_schema(), cls=jsonschema.Draft202012Validator)
     text = json.dumps(report)

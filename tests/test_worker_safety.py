@@ -5,7 +5,6 @@ file names that are not text."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import signal
 import socket
@@ -17,17 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import models
+from mvc_testing import models
+from mvc_testing.models import unique
+from mvc_testing.servers import MlflowServer
 from tests.conftest import BIN, Run, load_valid_report
 from tests.prefix_proxy import PrefixProxy
-from tests.servers import MlflowServer
 
 pytestmark = pytest.mark.server
-_names = itertools.count()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{next(_names)}"
 
 
 def run_cli(*args: str, timeout: float = 300) -> Run:

@@ -1,7 +1,8 @@
 """Start an MLflow server for the action's self-test workflow and register its example models.
 
 Leaves the server running (its own session) for the later steps of the job, and writes `url` to
-GITHUB_OUTPUT and a compare config to selftest-config.yaml in the workspace.
+GITHUB_OUTPUT and a compare config to selftest-config.yaml in the workspace. Runs in a virtualenv
+with the test support package installed (`pip install -c constraints.txt ./testing`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from tests import models  # noqa: E402 - after the path is set
-from tests.servers import MlflowServer  # noqa: E402
+from mvc_testing import models
+from mvc_testing.servers import MlflowServer
 
 
 def main() -> int:

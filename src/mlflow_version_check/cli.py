@@ -7,6 +7,7 @@ Exit codes: 0 equal, 1 different, 2 wrong invocation, 3 could not check (errors.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import signal
 import sys
@@ -20,12 +21,15 @@ import typer
 
 from . import __version__
 from .errors import (
+    CLI_NAMES,
     EXIT_DIFFERENT,
     EXIT_EQUAL,
     EXIT_USAGE,
     Interrupted,
     ReportPathError,
     VersionCheckError,
+    exit_code_of,
+    render_options,
 )
 from .redact import redact, remember_secrets, secrets_in_uri
 from .untrusted import safe_line, safe_text
@@ -187,6 +191,19 @@ def _log(line: str) -> None:
     sys.stderr.write(safe_line(redact(line)) + "\n")
 
 
+# How this run's messages name options: the CLI's flags, or the action's inputs when the action
+# runs the CLI (main(option_names=errors.ACTION_NAMES)).
+OPTION_NAMES: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "OPTION_NAMES", default=CLI_NAMES
+)
+
+
+def failed(error: VersionCheckError) -> int:
+    """An expected failure as its one line on stderr; returns its exit code."""
+    fail(error.render(OPTION_NAMES.get()))
+    return exit_code_of(error)
+
+
 def fail(message: str) -> None:
     """The one line on stderr for an expected failure (secrets removed, no workflow command)."""
     sys.stderr.write(f"error: {safe_line(redact(message))}\n")
@@ -200,10 +217,10 @@ def _echo(text: str) -> None:
 
 def check_output_paths(report_file: str | None, junit_file: str | None = None) -> None:
     """Refuse a report path that cannot be written before any slow work starts."""
-    for option, value in (("--report-file", report_file), ("--junit-file", junit_file)):
+    for option, value in (("{option:report_file}", report_file), ("{option:junit_file}", junit_file)):
         if not value:
             continue
-        from .report import refuse_special_target
+        from .report.files import refuse_special_target
 
         path = Path(value).expanduser()
         refuse_special_target(option, path)
@@ -212,32 +229,34 @@ def check_output_paths(report_file: str | None, junit_file: str | None = None) -
             parent = parent.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
             raise ReportPathError(
-                f"{option} {path} cannot be written: {parent} is not a writable directory. Fix: give a "
-                "path in a directory you can write to."
+                f"{option} {path} cannot be written: {parent} is not a writable directory",
+                fix="give a path in a directory you can write to.",
+                what_names_options=True,
             )
 
 
 def _write(report: Mapping[str, Any], report_file: str | None, junit_file: str | None) -> bool:
     """Write the JSON report and the JUnit XML that were asked for; one line and False if one fails."""
-    from .junit import junit_xml
-    from .report import write_report, write_text_atomically
+    from .report.files import write_report, write_text_atomically
+    from .report.junit import junit_xml
 
-    for option, path in (("--report-file", report_file), ("--junit-file", junit_file)):
+    for option, path in (("{option:report_file}", report_file), ("{option:junit_file}", junit_file)):
         if not path:
             continue
         try:
             # The writer checks the target again: it may have been replaced since the start.
-            if option == "--report-file":
+            if option == "{option:report_file}":
                 write_report(report, path, option)
             else:
                 write_text_atomically(junit_xml(report), path, option)
         except ReportPathError as exc:
-            fail(exc.message)
+            failed(exc)
             return False
         except OSError as exc:
+            shown = render_options(option, OPTION_NAMES.get())
             fail(
-                f"writing {option} {path} failed: {exc.strerror or exc}. Fix: give a writable "
-                f"{option} path with free space."
+                f"writing {shown} {path} failed: {exc.strerror or exc}. Fix: give a writable "
+                f"{shown} path with free space."
             )
             return False
     return True
@@ -261,7 +280,8 @@ def run_check(
 ) -> int:
     """Run a check and render it; return the exit code."""
     from .core import check_model_version, resolve_server_uris
-    from .report import check_report, check_summary, error_report, finalized
+    from .report.document import check_report, error_report, finalized
+    from .report.terminal import check_summary
 
     given_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     given_registry = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")
@@ -303,7 +323,9 @@ def run_check(
         )
     except VersionCheckError as exc:
         progress.finish()
-        report = error_report("check", exc, options, {"version": (shown_tracking, shown_registry)})
+        report = error_report(
+            "check", exc, options, {"version": (shown_tracking, shown_registry)}, OPTION_NAMES.get()
+        )
         return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
     progress.finish()
     report = finalized(check_report(result, options), run_nonce)
@@ -317,8 +339,7 @@ def _failed(
     """An expected failure: the error report (unless its path is the problem), one line, the code."""
     if not isinstance(error, ReportPathError):
         _write(report, report_file, junit_file)
-    fail(error.message)
-    return error.exit_code
+    return failed(error)
 
 
 def _finished(
@@ -357,9 +378,10 @@ def run_compare(
     run_nonce: str | None = None,
 ) -> int:
     """Run a compare and render it; return the exit code."""
-    from .config import load_config
+    from .config import SERVER_KEYS, load_config
     from .core import compare_model_versions, requested_roles
-    from .report import compare_report, compare_summary, error_report, finalized
+    from .report.document import compare_report, error_report, finalized
+    from .report.terminal import compare_summary
 
     options: dict[str, Any] = {
         "config_file": config_file,
@@ -383,7 +405,7 @@ def run_compare(
             [found for side in config.servers for uri in (side.host, side.registry_uri or "")
              for found in secrets_in_uri(uri)]
         )  # fmt: skip
-        for key, side in zip(("tracking_server_1", "tracking_server_2"), config.servers, strict=True):
+        for key, side in zip(SERVER_KEYS, config.servers, strict=True):
             servers[key] = (redact(side.host), redact(side.registry_uri) if side.registry_uri else None)
             options[key] = {
                 "host": servers[key][0],
@@ -408,7 +430,7 @@ def run_compare(
         )
     except VersionCheckError as exc:
         progress.finish()
-        report = error_report("compare", exc, options, servers)
+        report = error_report("compare", exc, options, servers, OPTION_NAMES.get())
         return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
     progress.finish()
     report = finalized(compare_report(result, options), run_nonce)
@@ -554,16 +576,22 @@ def interruptible() -> Iterator[None]:
             signal.signal(number, action)
 
 
-def run_app(application: typer.Typer, argv: Sequence[str] | None, prog_name: str) -> int:
-    """Run a Typer app as a function: usage errors become one line and exit code 2."""
+def run_app(
+    application: typer.Typer,
+    argv: Sequence[str] | None,
+    prog_name: str,
+    option_names: Mapping[str, str] = CLI_NAMES,
+) -> int:
+    """Run a Typer app as a function: usage errors become one line and exit code 2. Messages name
+    options as `option_names` says (the action passes its input names)."""
     command = typer.main.get_command(application)
     arguments = list(sys.argv[1:] if argv is None else argv)
+    naming = OPTION_NAMES.set(option_names)
     try:
         with interruptible():
             outcome = command.main(args=arguments, prog_name=prog_name, standalone_mode=False)
     except Interrupted as exc:  # after the verdict was rendered, or before a command started
-        fail(exc.message)
-        return exc.exit_code
+        return failed(exc)
     except typer.TyperException as exc:
         message = exc.format_message().rstrip(".")
         fail(f"{message}. Fix: see '{prog_name} --help'.")
@@ -571,12 +599,14 @@ def run_app(application: typer.Typer, argv: Sequence[str] | None, prog_name: str
     except typer.Abort:
         fail("aborted. Fix: rerun the command.")
         return 130
+    finally:
+        OPTION_NAMES.reset(naming)
     return outcome if isinstance(outcome, int) else EXIT_EQUAL
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, option_names: Mapping[str, str] = CLI_NAMES) -> int:
     """Entry point of `mlflow-version-check`."""
-    return run_app(app, argv, "mlflow-version-check")
+    return run_app(app, argv, "mlflow-version-check", option_names)
 
 
 def check_model_version_main(argv: Sequence[str] | None = None) -> int:

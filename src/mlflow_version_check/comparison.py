@@ -120,8 +120,7 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def parse_mlmodel(text: str | None) -> dict[str, Any] | None:
-    """Parse MLmodel YAML; None when absent, unparseable or not a mapping."""
+def _yaml_mapping(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
@@ -129,6 +128,31 @@ def parse_mlmodel(text: str | None) -> dict[str, Any] | None:
     except yaml.YAMLError:
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+@dataclass(frozen=True)
+class MLmodel:
+    """A model's MLmodel file, parsed once: the core parses each downloaded model's MLmodel here and
+    hands this to integrity, native-model narrowing and the MLmodel rule (none of which mutate it)."""
+
+    text: str | None
+    data: dict[str, Any] | None  # None when absent, unparseable or not a mapping
+
+    @classmethod
+    def parse(cls, text: str | None) -> MLmodel:
+        return cls(text, _yaml_mapping(text))
+
+
+# What the functions below accept: an MLmodel parsed already, or its text (parsed on the spot).
+MLmodelSource = MLmodel | str | None
+
+
+def parse_mlmodel(source: MLmodelSource) -> dict[str, Any] | None:
+    """The MLmodel's YAML mapping; None when absent, unparseable or not a mapping. An `MLmodel`
+    is not parsed again."""
+    if isinstance(source, MLmodel):
+        return source.data
+    return _yaml_mapping(source)
 
 
 _ABSENT = object()
@@ -155,7 +179,9 @@ def _same(left: Any, right: Any) -> bool:
     return bool(_typed(left) == _typed(right))
 
 
-def _compare_mlmodel(left_text: str | None, right_text: str | None) -> tuple[bool, list[IgnoredItem], str]:
+def _compare_mlmodel(
+    left_text: MLmodelSource, right_text: MLmodelSource
+) -> tuple[bool, list[IgnoredItem], str]:
     """Semantic MLmodel comparison: equal but for the identity fields, which are reported."""
     left = parse_mlmodel(left_text)
     right = parse_mlmodel(right_text)
@@ -222,8 +248,8 @@ def compare_trees(
     left: Manifest,
     right: Manifest,
     *,
-    left_mlmodel: str | None = None,
-    right_mlmodel: str | None = None,
+    left_mlmodel: MLmodelSource = None,
+    right_mlmodel: MLmodelSource = None,
     strict: bool = False,
 ) -> TreeComparison:
     """Compare two manifests file by file; MLmodel semantically unless strict."""
@@ -294,7 +320,7 @@ NativePaths = tuple[str, ...]
 AUTO = "auto"
 
 
-def native_model_paths(mlmodel_text: str | None) -> NativePaths:
+def native_model_paths(mlmodel_text: MLmodelSource) -> NativePaths:
     """Find the native model's files or folders from the flavor configuration.
 
     The model's own flavor comes first (python_function only describes how to load it). A custom
@@ -395,7 +421,7 @@ class LoadingSet:
     unknown: tuple[str, ...] = ()
 
 
-def loading_set(mlmodel_text: str | None, present: Collection[str] = ()) -> LoadingSet:
+def loading_set(mlmodel_text: MLmodelSource, present: Collection[str] = ()) -> LoadingSet:
     """The files and folders MLflow reads to load the model: what `auto` compares.
 
     MLmodel itself (its flavors tell the loader what to do), each known flavor's files (or the name
@@ -536,8 +562,8 @@ def narrow_both(
     left_native: str | None,
     right_native: str | None = None,
     *,
-    left_mlmodel: str | None,
-    right_mlmodel: str | None,
+    left_mlmodel: MLmodelSource,
+    right_mlmodel: MLmodelSource,
 ) -> Narrowed:
     """Narrow both trees to their native model; a side without a setting uses the other side's.
 
@@ -552,7 +578,7 @@ def narrow_both(
     left_native = left_native or right_native
     right_native = right_native or left_native
     if not left_native or not right_native:
-        raise NativeModelNotFound("no native model given. Fix: give a relative path or 'auto'.")
+        raise NativeModelNotFound("no native model given", fix="give a relative path or 'auto'.")
     left_files, right_files = without_registry_meta(left)[0], without_registry_meta(right)[0]
     if AUTO not in (left_native, right_native):
         left_paths, right_paths = (left_native.strip("/"),), (right_native.strip("/"),)
@@ -586,13 +612,13 @@ def narrow_both(
         shown = left_native if left_native == right_native else f"{left_native}' / '{right_native}"
         raise NativeModelNotFound(
             f"native model path '{shown}' is in neither model: the path is relative to the model "
-            "root and names a file or folder of it. Fix: check the path against the model's files "
-            "(e.g. model.pkl, data/), or use 'auto'."
+            "root and names a file or folder of it",
+            fix="check the path against the model's files (e.g. model.pkl, data/), or use 'auto'.",
         )
     return narrowed
 
 
-def _native_path(native: str, mlmodel_text: str | None) -> str | None:
+def _native_path(native: str, mlmodel_text: MLmodelSource) -> str | None:
     if native != AUTO:
         return native.strip("/")
     paths = native_model_paths(mlmodel_text)

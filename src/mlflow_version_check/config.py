@@ -62,7 +62,7 @@ def _suggest(key: str, allowed: tuple[str, ...]) -> str:
 
 
 def _fail(source: str, where: str, problem: str, fix: str) -> ConfigError:
-    return ConfigError(f"{source}: {where}: {problem}. Fix: {fix}")
+    return ConfigError(f"{source}: {where}: {problem}", fix=fix)
 
 
 def uri_problem(value: str) -> str | None:
@@ -196,15 +196,15 @@ def load_config(path: str) -> CompareConfig:
     try:
         text = file.read_text(encoding="utf-8")
     except IsADirectoryError as exc:
-        raise ConfigError(f"{file}: is a directory. Fix: give the path of the config.yaml file.") from exc
+        raise ConfigError(f"{file}: is a directory", fix="give the path of the config.yaml file.") from exc
     except FileNotFoundError as exc:
         raise ConfigError(
-            f"{file}: no such file. Fix: check --config-file (use - for standard input)."
+            f"{file}: no such file", fix="check {option:config_file} (use - for standard input)."
         ) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: is not UTF-8 text. Fix: save the config as UTF-8 YAML.") from exc
+        raise ConfigError(f"{file}: is not UTF-8 text", fix="save the config as UTF-8 YAML.") from exc
     except OSError as exc:
         raise ConfigError(
-            f"{file}: cannot be read ({exc.strerror}). Fix: check the path and permissions."
+            f"{file}: cannot be read ({exc.strerror})", fix="check the path and permissions."
         ) from exc
     return parse_config(text, str(file))

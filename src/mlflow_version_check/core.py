@@ -12,7 +12,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 from . import databricks
 from .comparison import (
     MLMODEL,
+    MLmodel,
     compare_trees,
     narrow_both,
     summarize,
@@ -30,9 +31,19 @@ from .comparison import (
 from .config import SERVER_KEYS, CompareConfig, load_config, uri_problem, validate_config
 from .errors import InvalidOption, VersionCheckError
 from .integrity import check_integrity
-from .manifest import FileEntry
+from .pool import (
+    PRIVATE_PATHS,
+    LogCallback,
+    Plan,
+    ProgressCallback,
+    ServerSpec,
+    Wanted,
+    WorkerPool,
+    label_of,
+    plan_downloads,
+)
+from .protocol import LocatedVersion, ModelManifest, RegistryVersion
 from .results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
-from .runner import PRIVATE_PATHS, LogCallback, ProgressCallback, ServerSpec, Worker, run_workers
 
 
 def resolve_server_uris(tracking_uri: str | None, registry_uri: str | None) -> tuple[str, str | None]:
@@ -41,15 +52,17 @@ def resolve_server_uris(tracking_uri: str | None, registry_uri: str | None) -> t
     registry = (registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or "").strip() or None
     if not tracking:
         raise InvalidOption(
-            "no tracking server given: neither --tracking-uri nor MLFLOW_TRACKING_URI is set. "
-            "Fix: pass --tracking-uri http://host:5000 (or databricks://<profile>), or export "
-            "MLFLOW_TRACKING_URI."
+            "no tracking server given: neither {option:tracking_uri} nor MLFLOW_TRACKING_URI is set",
+            what_names_options=True,
+            fix="pass {option:tracking_uri} http://host:5000 (or databricks://<profile>), or export "
+            "MLFLOW_TRACKING_URI.",
         )
     for name, value in (("tracking", tracking), ("registry", registry)):
         if value and (problem := uri_problem(value)):
             raise InvalidOption(
-                f"the {name} URI: {problem}. Fix: give a full URI such as http://127.0.0.1:5000 or "
-                "databricks://<profile> (--tracking-uri / --registry-uri or MLFLOW_*_URI)."
+                f"the {name} URI: {problem}",
+                fix="give a full URI such as http://127.0.0.1:5000 or databricks://<profile> "
+                "({option:tracking_uri} / {option:registry_uri} or MLFLOW_*_URI).",
             )
     return tracking, registry
 
@@ -70,22 +83,27 @@ def server_spec(
 
 def validate_name_and_version(model: str, version_or_stage: str) -> None:
     if not model or not model.strip():
-        raise InvalidOption("the model name is empty. Fix: pass --model <registered model name>.")
+        raise InvalidOption("the model name is empty", fix="pass {option:model} <registered model name>.")
     spec = (version_or_stage or "").strip()
     if not spec:
         raise InvalidOption(
-            "the version or stage is empty. Fix: pass --version-or-stage with a version number, "
-            "'latest', a stage (production, staging, archived, none) or '@alias'."
+            "the version or stage is empty",
+            fix="pass {option:version_or_stage} with a version number, 'latest', a stage (production, "
+            "staging, archived, none) or '@alias'.",
         )
     if spec == "@":
-        raise InvalidOption("version_or_stage '@' names no alias. Fix: give '@<alias>'.")
+        raise InvalidOption("version_or_stage '@' names no alias", fix="give '@<alias>'.")
 
 
 def validate_timeouts(timeout: float, retries: int) -> None:
     if not timeout > 0:
-        raise InvalidOption(f"--timeout must be more than 0 seconds, not {timeout}.")
+        raise InvalidOption(
+            f"{{option:timeout}} must be more than 0 seconds, not {timeout}.", what_names_options=True
+        )
     if retries < 0 or retries > 20:
-        raise InvalidOption(f"--retries must be between 0 and 20, not {retries}.")
+        raise InvalidOption(
+            f"{{option:retries}} must be between 0 and 20, not {retries}.", what_names_options=True
+        )
 
 
 @dataclass(frozen=True)
@@ -112,7 +130,11 @@ def download_area(download_dir: str | os.PathLike[str] | None, label: str) -> It
         return
     base = Path(download_dir).expanduser()
     if base.exists() and not base.is_dir():
-        raise InvalidOption(f"--download-dir {base} is a file, not a directory. Fix: give a directory path.")
+        raise InvalidOption(
+            f"{{option:download_dir}} {base} is a file, not a directory",
+            fix="give a directory path.",
+            what_names_options=True,
+        )
     try:
         base.mkdir(parents=True, exist_ok=True)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -120,20 +142,11 @@ def download_area(download_dir: str | os.PathLike[str] | None, label: str) -> It
         fresh.mkdir()
     except OSError as exc:
         raise InvalidOption(
-            f"--download-dir {base} cannot be used: {exc.strerror or exc}. Fix: give a directory "
-            "you can write to."
+            f"{{option:download_dir}} {base} cannot be used: {exc.strerror or exc}",
+            fix="give a directory you can write to.",
+            what_names_options=True,
         ) from exc
     yield DownloadArea(path=fresh.resolve(), kept=True)
-
-
-@dataclass(frozen=True)
-class Wanted:
-    """One model version to inspect, on one server."""
-
-    key: str
-    server: ServerSpec
-    model: str
-    version_or_stage: str
 
 
 @dataclass(frozen=True)
@@ -143,8 +156,8 @@ class Inspection:
     versions: dict[str, ModelVersionInfo]
     models: dict[str, dict[str, DownloadedModel]]
     timings: dict[str, float]
-    # The versions as the workers reported them (what an error report keeps).
-    raw_versions: dict[str, dict[str, Any]]
+    # The versions as the registry described them (what an error report keeps).
+    resolved: dict[str, RegistryVersion]
 
     def timings_with(self, compare_started: float, started: float) -> dict[str, float]:
         """These timings plus the comparison's and the run's total, as of now (monotonic clock)."""
@@ -152,31 +165,10 @@ class Inspection:
         return {**self.timings, "compare_seconds": now - compare_started, "total_seconds": now - started}
 
 
-def plan_downloads(
-    located: Mapping[str, Any], keys: list[str], roles: list[str]
-) -> tuple[dict[tuple[str, str], tuple[str, str]], list[tuple[str, str]]]:
-    """Choose one download per storage location: the first (role, key) to name it downloads it.
-
-    Returns who shares whose download, and the (key, role) pairs to download.
-    """
-    owner_of_location: dict[str, tuple[str, str]] = {}
-    shared: dict[tuple[str, str], tuple[str, str]] = {}
-    downloads: list[tuple[str, str]] = []
-    for role in roles:
-        for key in keys:
-            location = located[key]["models"][role]["location_key"]
-            if location in owner_of_location:
-                shared[(key, role)] = owner_of_location[location]
-            else:
-                owner_of_location[location] = (key, role)
-                downloads.append((key, role))
-    return shared, downloads
-
-
 def inspect_versions(
     wanted: list[Wanted],
     roles: list[str],
-    destination: Any,
+    destination: Callable[[str, str], Path],
     *,
     on_progress: ProgressCallback | None = None,
     on_log: LogCallback | None = None,
@@ -204,106 +196,58 @@ def inspect_versions(
         if run_env:  # the private copy of the Databricks config, with credentials in clear
             private.append(str(Path(run_env["DATABRICKS_CONFIG_FILE"]).parent))
         private += [str(path) for path in private_paths]
-        return _inspect(wanted, servers, roles, destination, run_env, on_progress, on_log, private)
+        pool = stack.enter_context(
+            WorkerPool(
+                wanted, roles, on_progress=on_progress, on_log=on_log, run_env=run_env, private_paths=private
+            )
+        )
+        keys = [item.key for item in wanted]
+        located = pool.locate_all()
+        plan = plan_downloads(located, keys, roles, lambda key, role: str(destination(key, role)))
+        manifests = pool.download_all(plan)
+    return assemble(wanted, roles, located, plan, manifests)
 
 
-def _inspect(
-    wanted: list[Wanted],
-    servers: list[ServerSpec],
-    roles: list[str],
-    destination: Any,
-    run_env: Mapping[str, str],
-    on_progress: ProgressCallback | None,
-    on_log: LogCallback | None,
-    private_paths: Sequence[str] = (),
+def assemble(
+    wanted: Sequence[Wanted],
+    roles: Sequence[str],
+    located: Mapping[str, LocatedVersion],
+    plan: Plan,
+    manifests: Mapping[tuple[str, str], ModelManifest],
 ) -> Inspection:
-    workers = [
-        Worker(
-            server,
-            [
-                {"key": item.key, "model": item.model, "version_or_stage": item.version_or_stage}
-                for item in wanted
-                if item.server == server
-            ],
-            roles,
-            label=_server_label(wanted, server),
-            on_progress=on_progress,
-            on_log=on_log,
-            run_env=run_env,
-            private_paths=private_paths,
-        )
-        for server in servers
-    ]
-    worker_of = {item.key: servers.index(item.server) for item in wanted}
-    keys = [item.key for item in wanted]
-    plan_state: dict[str, Any] = {}
-
-    def plan_for(located: dict[str, Any]) -> dict[int, list[dict[str, str]]]:
-        shared, downloads = plan_downloads(located, keys, roles)
-        plan_state.update(located=located, shared=shared)
-        plan: dict[int, list[dict[str, str]]] = {}
-        for key, role in downloads:
-            plan.setdefault(worker_of[key], []).append(
-                {
-                    "key": key,
-                    "role": role,
-                    "destination": str(destination(key, role)),
-                    "label": _label(key, role),
-                }
-            )
-        return plan
-
-    results = run_workers(workers, plan_for)
-    located, shared = plan_state["located"], plan_state["shared"]
-    downloaded: dict[tuple[str, str], dict[str, Any]] = {}
-    for result in results:
-        for key, by_role in result["downloads"].items():
-            for role, data in by_role.items():
-                downloaded[(key, role)] = data
+    """The inspection of located and downloaded versions: a model that shares another's storage
+    location gets that download's files, with its own URI and location."""
     models: dict[str, dict[str, DownloadedModel]] = {}
-    for key in keys:
+    for item in wanted:
         for role in roles:
-            owner = shared.get((key, role), (key, role))
-            data = downloaded[owner]
-            info = located[key]["models"][role]
-            manifest = {
-                path: FileEntry(size=int(size), sha256=sha) for path, (size, sha) in data["manifest"].items()
-            }
-            models.setdefault(key, {})[role] = DownloadedModel(
+            owner = plan.owner(item.key, role)
+            manifest = manifests[owner]
+            where = located[item.key].models[role]
+            mlmodel = MLmodel.parse(manifest.mlmodel_text)
+            models.setdefault(item.key, {})[role] = DownloadedModel(
                 role=role,
-                uri=info["uri"],
-                location=info["location"],
-                local_path=data["local_path"],
-                manifest=manifest,
-                mlmodel_text=data.get("mlmodel"),
-                integrity=check_integrity(manifest, data.get("mlmodel")),
-                download_seconds=float(data["download_seconds"]) if owner == (key, role) else 0.0,
-                shared_with=None if owner == (key, role) else _label(*owner),
+                uri=where.uri,
+                location=where.location,
+                local_path=manifest.local_path,
+                manifest=manifest.files,
+                mlmodel_text=manifest.mlmodel_text,
+                integrity=check_integrity(manifest.files, mlmodel),
+                download_seconds=manifest.download_seconds if owner == (item.key, role) else 0.0,
+                shared_with=None if owner == (item.key, role) else label_of(*owner),
+                mlmodel=mlmodel,
             )
-    server_of = {item.key: item.server for item in wanted}
     versions = {
-        key: ModelVersionInfo.from_worker(
-            located[key]["version"], server_of[key].tracking_uri, server_of[key].registry_uri
+        item.key: ModelVersionInfo.of(
+            located[item.key].version, item.server.tracking_uri, item.server.registry_uri
         )
-        for key in keys
+        for item in wanted
     }
     timings = {
-        "resolve_seconds": max(float(located[key]["resolve_seconds"]) for key in keys),
-        "download_seconds": max(
-            (float(data["download_seconds"]) for data in downloaded.values()), default=0.0
-        ),
+        "resolve_seconds": max(located[item.key].resolve_seconds for item in wanted),
+        "download_seconds": max((manifest.download_seconds for manifest in manifests.values()), default=0.0),
     }
-    raw_versions = {key: located[key]["version"] for key in keys}
-    return Inspection(versions=versions, models=models, timings=timings, raw_versions=raw_versions)
-
-
-def _label(key: str, role: str) -> str:
-    return role if key == "version" else f"{role} of {key}"
-
-
-def _server_label(wanted: list[Wanted], server: ServerSpec) -> str:
-    keys = [item.key for item in wanted if item.server == server]
-    return "" if keys == ["version"] else "+".join(keys)
+    resolved = {item.key: located[item.key].version for item in wanted}
+    return Inspection(versions=versions, models=models, timings=timings, resolved=resolved)
 
 
 def compare_pair(
@@ -327,8 +271,8 @@ def compare_pair(
             right.manifest,
             left_native,
             right_native,
-            left_mlmodel=left.mlmodel_text,
-            right_mlmodel=right.mlmodel_text,
+            left_mlmodel=left.mlmodel or left.mlmodel_text,
+            right_mlmodel=right.mlmodel or right.mlmodel_text,
         )
         if left_native or right_native
         else None
@@ -345,8 +289,8 @@ def compare_pair(
     comparison = compare_trees(
         left_files,
         right_files,
-        left_mlmodel=left.mlmodel_text if MLMODEL in left_files else None,
-        right_mlmodel=right.mlmodel_text if MLMODEL in right_files else None,
+        left_mlmodel=(left.mlmodel or left.mlmodel_text) if MLMODEL in left_files else None,
+        right_mlmodel=(right.mlmodel or right.mlmodel_text) if MLMODEL in right_files else None,
         strict=strict,
     )
     return ModelComparison(
@@ -386,7 +330,9 @@ def check_model_version(
     validate_timeouts(timeout, retries)
     tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
     if native_model is not None and not native_model.strip():
-        raise InvalidOption("--native-model is empty. Fix: give a relative path or 'auto'.")
+        raise InvalidOption(
+            "{option:native_model} is empty", fix="give a relative path or 'auto'.", what_names_options=True
+        )
     server = server_spec(tracking, registry, model.strip(), timeout=timeout, retries=retries)
     started = time.monotonic()
     with download_area(download_dir, "check") as area:
@@ -406,20 +352,13 @@ def check_model_version(
                 "check", models["run_model"], models["reg_model"], strict=strict, left_native=native_model
             )
         except VersionCheckError as exc:
-            exc.partial.setdefault("versions", {"version": inspection.raw_versions["version"]})
+            exc.resolved.update(inspection.resolved)
             raise
         timings = inspection.timings_with(compare_started, started)
         return CheckResult(
             version=version,
-            run_model=pair.left,
-            reg_model=pair.right,
-            same_location=pair.same_location,
-            comparison=pair.comparison,
-            run_summary=pair.left_summary,
-            reg_summary=pair.right_summary,
+            models=pair,
             native_model=native_model,
-            native_paths=pair.native_paths,
-            native_whole_model=pair.native_whole_model,
             strict=strict,
             download_dir=str(area.path),
             download_dir_kept=area.kept,
@@ -462,7 +401,9 @@ def compare_model_versions(
         loaded = load_config(os.fspath(config))
     validate_timeouts(timeout, retries)
     if native_model is not None and not native_model.strip():
-        raise InvalidOption("--native-model is empty. Fix: give a relative path or 'auto'.")
+        raise InvalidOption(
+            "{option:native_model} is empty", fix="give a relative path or 'auto'.", what_names_options=True
+        )
     roles = requested_roles(compare_run_models, compare_reg_models)
     wanted = [
         Wanted(
@@ -501,7 +442,7 @@ def compare_model_versions(
                 for role in roles
             }
         except VersionCheckError as exc:
-            exc.partial.setdefault("versions", inspection.raw_versions)
+            exc.resolved.update(inspection.resolved)
             raise
         timings = inspection.timings_with(compare_started, started)
         return CompareResult(

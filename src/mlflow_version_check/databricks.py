@@ -73,8 +73,8 @@ def worker_environment(
     profiles = {p for p in (profile_of(tracking_uri), profile_of(registry_uri)) if p}
     if len(profiles) > 1:
         raise InvalidOption(
-            f"tracking and registry URIs name two profiles ({', '.join(sorted(profiles))}). Fix: use "
-            "one profile per server (the registry of a workspace is reached with its own profile)."
+            f"tracking and registry URIs name two profiles ({', '.join(sorted(profiles))})",
+            fix="use one profile per server (the registry of a workspace is reached with its own profile).",
         )
     if not profiles:
         return {}
@@ -82,8 +82,9 @@ def worker_environment(
     if ambient:
         raise InvalidOption(
             f"{', '.join(ambient)} set in the environment would silently override profile "
-            f"'{next(iter(profiles))}' (databricks-sdk reads the environment first). Fix: unset "
-            "them, or use the tracking URI `databricks` to work with the environment's credentials."
+            f"'{next(iter(profiles))}' (databricks-sdk reads the environment first)",
+            fix="unset them, or use the tracking URI `databricks` to work with the environment's "
+            "credentials.",
         )
     return {"DATABRICKS_CONFIG_PROFILE": next(iter(profiles))}
 
@@ -108,8 +109,8 @@ def bounded_config(timeout_seconds: float, environ: Mapping[str, str]) -> Iterat
         parser.read_string(_config_text(source), str(source))
     except configparser.Error as exc:
         raise InvalidOption(
-            f"{source}: cannot be parsed as a Databricks config ({exc.message.splitlines()[0]}). Fix: "
-            "correct the file (sections like [prod_env] with host and token lines)."
+            f"{source}: cannot be parsed as a Databricks config ({exc.message.splitlines()[0]})",
+            fix="correct the file (sections like [prod_env] with host and token lines).",
         ) from exc
     limits = {
         "retry_timeout_seconds": str(max(1, round(timeout_seconds / 6))),
@@ -144,8 +145,8 @@ def _config_text(path: Path) -> str:
     if data is None:
         raise InvalidOption(
             f"{path} is not a readable regular file (a FIFO, device or directory?), so no Databricks "
-            "profile can be read from it. Fix: point DATABRICKS_CONFIG_FILE (or ~/.databrickscfg) at a "
-            "regular .databrickscfg file."
+            "profile can be read from it",
+            fix="point DATABRICKS_CONFIG_FILE (or ~/.databrickscfg) at a regular .databrickscfg file.",
         )
     return data.decode("utf-8", errors="replace")
 
@@ -161,7 +162,9 @@ def host_of(tracking_uri: str, environ: Mapping[str, str]) -> str | None:
         return environ.get("DATABRICKS_HOST") or parser.defaults().get("host")
     if not parser.has_section(profile):
         raise InvalidOption(
-            f"profile '{profile}' of {tracking_uri} is not in {config_file}. Fix: add a [{profile}] section "
-            "with host and token (or client_id and client_secret), or correct the URI."
+            f"profile '{profile}' of {tracking_uri} is not in {config_file}",
+            fix=f"add a [{profile}] section with host and token (or client_id and client_secret), or "
+            "correct the URI.",
+            server=tracking_uri,
         )
     return parser.get(profile, "host", fallback=None)

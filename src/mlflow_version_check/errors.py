@@ -1,17 +1,73 @@
-"""Named errors of mlflow-version-check.
+"""Named errors of mlflow-version-check, with their fields and exit codes.
 
-Each error carries the exit code of DESIGN.md and a one-line message that says what failed, the likely
-cause and the fix. The CLI turns them into that line and the exit code in exactly one place.
+Each error carries its message as data: `what` failed, the `cause` it likely has and the `fix`, and
+`server` (which server, for messages that name one). A front end renders them as one line,
+"<what>. Likely cause: <cause>. Fix: <fix>" (the last field ends its sentence as written), with its
+own names for the options a message mentions: the text writes an option as `{option:<parameter>}`
+(the Python API's parameter name) and `render` puts in `--tracking-uri` for the CLI, the
+`tracking-uri` input for the action, `tracking_uri` for the API (str() of an error).
+`exit_code_of` is the one mapping from an error to the process exit code.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .protocol import RegistryVersion
 
 EXIT_EQUAL = 0
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
 EXIT_NOT_DONE = 3
+
+_OPTION = re.compile(r"\{option:([a-z_]+)\}")
+
+# How each front end names the options a message can mention (by the API's parameter name).
+API_NAMES: Mapping[str, str] = {}  # the parameter name itself
+CLI_NAMES: Mapping[str, str] = {
+    name: "--" + name.replace("_", "-")
+    for name in (
+        "tracking_uri",
+        "registry_uri",
+        "model",
+        "version_or_stage",
+        "config_file",
+        "timeout",
+        "retries",
+        "download_dir",
+        "native_model",
+        "report_file",
+        "junit_file",
+        "verbose",
+    )
+}
+# The action's inputs; options it has no input for keep their CLI names (the action cannot set them,
+# but the message still says what would help when the tool runs as a CLI).
+ACTION_NAMES: Mapping[str, str] = {
+    **CLI_NAMES,
+    **{
+        name: "the " + name.replace("_", "-") + " input"
+        for name in (
+            "tracking_uri",
+            "registry_uri",
+            "model",
+            "version_or_stage",
+            "config_file",
+            "download_dir",
+            "native_model",
+            "report_file",
+            "junit_file",
+        )
+    },
+}
+
+
+def render_options(text: str, names: Mapping[str, str]) -> str:
+    """`text` with each `{option:<parameter>}` named as `names` says (else by the parameter)."""
+    return _OPTION.sub(lambda match: names.get(match[1], match[1]), text)
 
 
 class VersionCheckError(Exception):
@@ -19,15 +75,66 @@ class VersionCheckError(Exception):
 
     exit_code = EXIT_NOT_DONE
 
-    def __init__(self, message: str, *, partial: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        # What was learnt before the failure (e.g. the resolved version), so the report can keep it.
-        self.partial: dict[str, Any] = dict(partial or {})
+    def __init__(
+        self,
+        what: str,
+        *,
+        cause: str | None = None,
+        fix: str | None = None,
+        server: str | None = None,
+        what_names_options: bool = False,
+    ) -> None:
+        self.what, self.cause, self.fix, self.server = what, cause, fix, server
+        # Placeholders are rendered in `cause` and `fix` (this tool's own text), and in `what` only
+        # when its author says so: a `what` usually quotes a server's answer, a model or file name,
+        # and such text must be shown as it is, whatever it holds.
+        self.what_names_options = what_names_options
+        # The versions resolved before the failure, by version key, so that the report keeps them.
+        self.resolved: dict[str, RegistryVersion] = {}
+        super().__init__(self.render(API_NAMES))
+
+    def render(self, names: Mapping[str, str]) -> str:
+        """The one line: what, likely cause, fix, with options named as the front end names them."""
+        line = render_options(self.what, names) if self.what_names_options else self.what
+        if self.cause:
+            line += f". Likely cause: {render_options(self.cause, names)}"
+        if self.fix:
+            line += f". Fix: {render_options(self.fix, names)}"
+        return line
+
+    @property
+    def message(self) -> str:
+        """The line as the Python API names options (what str() of the error says)."""
+        return self.render(API_NAMES)
 
     @property
     def type_name(self) -> str:
         return type(self).__name__
+
+    def fields(self) -> dict[str, str | None]:
+        """The message as data (protocol.Failure carries it from a worker to the parent)."""
+        return {
+            "what": self.what,
+            "cause": self.cause,
+            "fix": self.fix,
+            "server": self.server,
+            "what_names_options": "yes" if self.what_names_options else None,
+        }
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str | None], prefix: str = "") -> VersionCheckError:
+        return cls(
+            prefix + (fields.get("what") or ""),
+            cause=fields.get("cause"),
+            fix=fields.get("fix"),
+            server=fields.get("server"),
+            what_names_options=fields.get("what_names_options") == "yes",
+        )
+
+
+def exit_code_of(error: VersionCheckError) -> int:
+    """The process exit code of a failure (DESIGN.md): 2 usage, 3 not done, 128+N a signal."""
+    return error.exit_code
 
 
 class UsageProblem(VersionCheckError):
@@ -112,8 +219,9 @@ class Interrupted(OperationFailed):
     def __init__(self, signal_number: int, signal_name: str) -> None:
         super().__init__(
             f"interrupted by {signal_name} before a verdict: workers stopped, temporary downloads and "
-            "credential copies removed. Likely cause: the job was cancelled or timed out, or Ctrl-C. "
-            "Fix: rerun the check."
+            "credential copies removed",
+            cause="the job was cancelled or timed out, or Ctrl-C",
+            fix="rerun the check.",
         )
         # The shell's convention, 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM.
         self.exit_code = 128 + signal_number

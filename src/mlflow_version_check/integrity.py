@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .comparison import MLMODEL, REGISTERED_MODEL_META, parse_mlmodel
+from .comparison import MLMODEL, REGISTERED_MODEL_META, MLmodelSource, parse_mlmodel
 from .manifest import Manifest
 
 # Keys of a flavor configuration (and of saved_input_example_info) whose string values name a file
@@ -97,7 +97,7 @@ def _is_relative_path(value: str) -> bool:
     return bool(value) and not value.startswith("/") and "://" not in value and ":\\" not in value
 
 
-def check_integrity(manifest: Manifest, mlmodel_text: str | None) -> IntegrityReport:
+def check_integrity(manifest: Manifest, mlmodel_text: MLmodelSource) -> IntegrityReport:
     """Verify that MLmodel parses, names only files that exist, and that sizes agree."""
     problems: list[str] = []
     if MLMODEL not in manifest:

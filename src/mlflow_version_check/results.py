@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from .comparison import TreeComparison, TreeSummary
+from .comparison import MLmodel, TreeComparison, TreeSummary
 from .integrity import IntegrityReport
 from .manifest import FileEntry
+from .protocol import RegistryVersion
 
 
 @dataclass(frozen=True)
@@ -30,21 +30,20 @@ class ModelVersionInfo:
     registry_uri: str | None
 
     @classmethod
-    def from_worker(
-        cls, data: Mapping[str, Any], tracking_uri: str, registry_uri: str | None
-    ) -> ModelVersionInfo:
+    def of(cls, version: RegistryVersion, tracking_uri: str, registry_uri: str | None) -> ModelVersionInfo:
+        """The registry's record of a version, with the server it was read from."""
         return cls(
-            name=data["name"],
-            version=str(data["version"]),
-            version_or_stage=data["version_or_stage"],
-            resolved_by=data["resolved_by"],
-            source=data["source"],
-            run_id=data.get("run_id"),
-            stage=data.get("stage"),
-            aliases=tuple(data.get("aliases") or ()),
-            status=data.get("status"),
-            download_uri=data.get("download_uri") or "",
-            creation_timestamp=data.get("creation_timestamp"),
+            name=version.name,
+            version=version.version,
+            version_or_stage=version.version_or_stage,
+            resolved_by=version.resolved_by,
+            source=version.source,
+            run_id=version.run_id,
+            stage=version.stage,
+            aliases=version.aliases,
+            status=version.status,
+            download_uri=version.download_uri,
+            creation_timestamp=version.creation_timestamp,
             tracking_uri=tracking_uri,
             registry_uri=registry_uri,
         )
@@ -64,6 +63,8 @@ class DownloadedModel:
     download_seconds: float
     # "run_model" when this is the same storage location as the run model, downloaded once.
     shared_with: str | None = None
+    # MLmodel parsed once (the core sets it); None: parse mlmodel_text where needed.
+    mlmodel: MLmodel | None = None
 
 
 @dataclass(frozen=True)
@@ -112,25 +113,54 @@ class CompareResult:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The answer to: is this version's run model identical to the registry's copy?"""
+    """The answer to: is this version's run model identical to the registry's copy?
+
+    `models` is the run model (left) compared with the registry model (right); the properties below
+    read it. When both are one storage location there is no tree comparison: integrity decides.
+    """
 
     version: ModelVersionInfo
-    run_model: DownloadedModel
-    reg_model: DownloadedModel
-    same_location: bool
-    # The tree comparison (None when both are one location: then `integrity` decides).
-    comparison: TreeComparison | None
-    run_summary: TreeSummary
-    reg_summary: TreeSummary
+    models: ModelComparison
     native_model: str | None
-    # The files or folders the native model resolved to, per side (None: whole models compared;
-    # empty: `auto` compared the whole models, for the reason in native_whole_model).
-    native_paths: tuple[tuple[str, ...], tuple[str, ...]] | None
     strict: bool
     download_dir: str
     download_dir_kept: bool
     timings: Mapping[str, float] = field(default_factory=dict)
-    native_whole_model: str | None = None
+
+    @property
+    def run_model(self) -> DownloadedModel:
+        return self.models.left
+
+    @property
+    def reg_model(self) -> DownloadedModel:
+        return self.models.right
+
+    @property
+    def same_location(self) -> bool:
+        return self.models.same_location
+
+    @property
+    def comparison(self) -> TreeComparison | None:
+        """The tree comparison (None when both are one location: then `integrity` decides)."""
+        return self.models.comparison
+
+    @property
+    def run_summary(self) -> TreeSummary:
+        return self.models.left_summary
+
+    @property
+    def reg_summary(self) -> TreeSummary:
+        return self.models.right_summary
+
+    @property
+    def native_paths(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """The files or folders the native model resolved to, per side (None: whole models compared;
+        empty: `auto` compared the whole models, for the reason in native_whole_model)."""
+        return self.models.native_paths
+
+    @property
+    def native_whole_model(self) -> str | None:
+        return self.models.native_whole_model
 
     @property
     def equals(self) -> bool:

@@ -10,7 +10,7 @@ anywhere in a line (actions/runner ActionCommand.TryParse uses IndexOf). So:
   the line and paragraph separators, the bidirectional overrides that reorder what a reader sees,
   lone surrogates (an undecodable file name) and the two non-characters XML forbids;
 - `safe_line` / `safe_text` are the last step before a stream: controls escaped, `##[` broken up,
-  and a line that would start with `::` gets its first colon escaped. Only github.py writes real
+  and a line that would start with `::` gets its first colon escaped. Only ci/workflow_commands.py writes real
   workflow commands, and it does not go through here;
 - `markdown` neutralizes a value for the job summary (pipes, HTML, links, @mentions, references);
 - `xml_text` keeps JUnit well-formed.

@@ -16,15 +16,26 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from . import databricks, github
-from .errors import EXIT_DIFFERENT, EXIT_EQUAL, EXIT_USAGE, Interrupted, UsageProblem
-from .redact import config_secrets, redact, remember_secrets, secret_forms, secrets_in_uri
-from .runner import PRIVATE_PATHS
-from .untrusted import escape_controls, safe_line
+from .. import databricks
+from ..errors import (
+    ACTION_NAMES,
+    EXIT_DIFFERENT,
+    EXIT_EQUAL,
+    Interrupted,
+    UsageProblem,
+    exit_code_of,
+)
+from ..pool import PRIVATE_PATHS
+from ..redact import config_secrets, redact, remember_secrets, secret_forms, secrets_in_uri
+from ..report.sections import CHECK_SECTION, SECTION_LABELS
+from ..untrusted import escape_controls, safe_line
+from . import workflow_commands
+from .artifact_upload import Sleep
 
 DEFAULTS: dict[str, str] = {
     "command": "check",
@@ -255,15 +266,13 @@ def annotate(report: Mapping[str, Any] | None) -> None:
     if report.get("status") == "error" and report.get("error"):
         _annotate_error(report["error"]["message"])
         return
-    sections = {"Comparison": "check"} | {
-        "Run_Model_Comparison": "run models",
-        "Reg_Model_Comparison": "registry models",
-    }
-    for key, label in sections.items():
+    for key, label in SECTION_LABELS.items():
         section = report.get(key) or {}
         for difference in section.get("differences", [])[:10]:
             _annotate_error(f"{label} differ: {difference['path']} ({difference['kind']})")
-        integrity = section.get("integrity") if key == "Comparison" and section.get("same_location") else None
+        integrity = (
+            section.get("integrity") if key == CHECK_SECTION and section.get("same_location") else None
+        )
         for problem in (integrity or {}).get("problems", []):
             _annotate_error(f"model incomplete: {problem}")
 
@@ -271,7 +280,7 @@ def annotate(report: Mapping[str, Any] | None) -> None:
 def _annotate_error(text: str) -> None:
     """An ::error:: annotation of this action; the text (names, paths, messages) shows control
     characters escaped: it comes from models and servers."""
-    github.command("error", escape_controls(text), title="mlflow-version-check")
+    workflow_commands.command("error", escape_controls(text), title="mlflow-version-check")
 
 
 def chown_like_workspace(paths: list[Path], workspace: Path) -> None:
@@ -294,37 +303,41 @@ def chown_like_workspace(paths: list[Path], workspace: Path) -> None:
                 os.chown(target, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
-def upload(files: list[Path], name: str, environ: Mapping[str, str]) -> tuple[str, str | None]:
-    """Upload the report (and the JUnit XML) as one artifact; return (artifact id, problem). Never raises."""
-    from .artifacts import ArtifactClient, ArtifactUploadError, zip_files
+def upload(
+    files: list[Path], name: str, environ: Mapping[str, str], sleep: Sleep = time.sleep
+) -> tuple[str, str | None]:
+    """Upload the report (and the JUnit XML) as one artifact; return (artifact id, problem). Never raises.
+    `sleep` waits between retries (tests pass one that does not)."""
+    from .artifact_upload import ArtifactUploadClient, ArtifactUploadError, zip_files
 
     token, results_url = environ.get("ACTIONS_RUNTIME_TOKEN", ""), environ.get("ACTIONS_RESULTS_URL", "")
     if not token or not results_url:
         return "", "skipped: no ACTIONS_RUNTIME_TOKEN / ACTIONS_RESULTS_URL (not on a GitHub runner)"
     try:
-        client = ArtifactClient(results_url, token)
+        client = ArtifactUploadClient(results_url, token, sleep=sleep)
         uploaded = client.upload(name, zip_files({path.name: path for path in files if path.is_file()}))
     except (ArtifactUploadError, OSError) as exc:
         return "", f"failed: {exc}"
     return uploaded.artifact_id, None
 
 
-def main(environ: MutableMapping[str, str] | None = None) -> int:
-    """Run the action; return the process exit code."""
-    from .cli import interruptible
+def main(environ: MutableMapping[str, str] | None = None, *, upload_sleep: Sleep = time.sleep) -> int:
+    """Run the action; return the process exit code. `upload_sleep` waits between the artifact
+    upload's retries (a test passes one that returns at once)."""
+    from ..cli import interruptible
 
     env = os.environ if environ is None else environ
     try:
         with interruptible():
-            return _run(env)
+            return _run(env, upload_sleep)
     except Interrupted as exc:  # outside the CLI's own run (which reports it itself)
-        sys.stderr.write(f"error: {safe_line(redact(exc.message))}\n")
-        return exc.exit_code
+        sys.stderr.write(f"error: {safe_line(redact(exc.render(ACTION_NAMES)))}\n")
+        return exit_code_of(exc)
 
 
-def _run(env: MutableMapping[str, str]) -> int:
+def _run(env: MutableMapping[str, str], upload_sleep: Sleep) -> int:
     inputs = read_inputs(env)
-    on_github = github.on_github(env)
+    on_github = workflow_commands.on_github(env)
     known = secrets_of(inputs)
     remember_secrets(known)  # removed by value from every message, report and summary from here on
     if on_github:
@@ -332,7 +345,7 @@ def _run(env: MutableMapping[str, str]) -> int:
         # percent-encoded or base64 forms (a server may echo an Authorization header back).
         # (A multi-line value, the databricks-config text, is masked line by line; its own secrets
         # are among `known` one by one, with their forms.)
-        github.add_masks(
+        workflow_commands.add_masks(
             dict.fromkeys(
                 form for secret in known for form in ([secret] if "\n" in secret else secret_forms(secret))
             )
@@ -358,18 +371,23 @@ def _run(env: MutableMapping[str, str]) -> int:
         report_escapes = _outside_workspace(inputs["report-file"], workspace) is not None
         written = not report_escapes and _write_input_error_report(exc, inputs, report_file, run_nonce)
         shown = _relative(report_file, workspace) if written else ""
-        _finish_outputs(env, outputs_of(None, EXIT_USAGE, shown, ""))
-        return EXIT_USAGE
+        _finish_outputs(env, outputs_of(None, exit_code_of(exc), shown, ""))
+        return exit_code_of(exc)
 
-    from .cli import main as cli_main
+    from ..cli import main as cli_main
+
+    def run_cli(arguments: list[str]) -> int:
+        # Its messages name this action's inputs ("the tracking-uri input"), not the CLI's flags.
+        return cli_main(arguments, option_names=ACTION_NAMES)
 
     with private_credentials(inputs, env):
-        exit_code = run_fenced(cli_main, arguments) if on_github else cli_main(arguments)
+        exit_code = run_fenced(run_cli, arguments) if on_github else run_cli(arguments)
     report = own_report(report_file, run_nonce)
     results = [report_file]
     if junit_file is not None and junit_is_own(junit_file, run_nonce):
         results.append(junit_file)
-    _publish(env, inputs, report, exit_code, results, _relative(report_file, workspace), upload_artifact)
+    shown = _relative(report_file, workspace)
+    _publish(env, inputs, report, exit_code, results, shown, upload_artifact, upload_sleep)
     download_dir = [Path(inputs["download-dir"])] if inputs["download-dir"] else []
     chown_like_workspace([*results, *download_dir], workspace)
     if exit_code == EXIT_DIFFERENT and report is not None and not fail_on_difference:
@@ -386,6 +404,7 @@ def _publish(
     results: list[Path],
     shown_path: str,
     upload_artifact: bool,
+    upload_sleep: Sleep = time.sleep,
 ) -> None:
     """Artifact, annotations, job summary and outputs of a run (report None: it wrote none)."""
     artifact_id: str = ""
@@ -393,19 +412,21 @@ def _publish(
     if upload_artifact:
         problem = "skipped: this run wrote no report"
         if report is not None:
-            artifact_id, problem = upload(results, inputs["artifact-name"], env)
+            artifact_id, problem = upload(results, inputs["artifact-name"], env, upload_sleep)
     if problem and upload_artifact:
         if problem.startswith("skipped"):
             print(f"artifact upload {problem}")
         else:
             # Upload problems never change the verdict; they are warnings.
-            github.command("warning", f"artifact upload {problem}", title="mlflow-version-check")
-    if github.on_github(env):
+            workflow_commands.command("warning", f"artifact upload {problem}", title="mlflow-version-check")
+    if workflow_commands.on_github(env):
         annotate(report)
         if summary_path := env.get("GITHUB_STEP_SUMMARY"):
-            from .report import markdown_summary
+            from ..report.markdown import markdown_summary
 
-            github.append_summary(summary_path, markdown_summary(report, shown_path, artifact_id, problem))
+            workflow_commands.append_summary(
+                summary_path, markdown_summary(report, shown_path, artifact_id, problem)
+            )
     _finish_outputs(env, outputs_of(report, exit_code, shown_path if report else "", artifact_id))
 
 
@@ -438,7 +459,7 @@ def own_report(path: Path, run_nonce: str) -> dict[str, Any] | None:
 
 
 def junit_is_own(path: Path, run_nonce: str) -> bool:
-    """Whether the JUnit file at path carries this run's nonce (the suite property junit.py writes)."""
+    """Whether the JUnit file at path carries this run's nonce (the suite property report/junit.py writes)."""
     if not _regular_file(path):
         return False
     try:
@@ -452,8 +473,9 @@ def _write_input_error_report(
     error: ActionInputError, inputs: Mapping[str, str], path: Path, run_nonce: str
 ) -> bool:
     """The error report of wrong inputs, so a later step that reads the report finds why (no secrets)."""
-    from .errors import ReportPathError
-    from .report import error_report, finalized, write_report
+    from ..errors import ReportPathError
+    from ..report.document import error_report, finalized
+    from ..report.files import write_report
 
     command = "compare" if inputs["command"].strip().lower() == "compare" else "check"
     shown = {name: redact(value) for name, value in inputs.items() if name not in SECRET_INPUTS}
@@ -468,7 +490,7 @@ def _write_input_error_report(
 def _finish_outputs(env: Mapping[str, str], outputs: dict[str, str]) -> None:
     outputs = {name: redact(value) for name, value in outputs.items()}
     if path := env.get("GITHUB_OUTPUT"):
-        github.write_outputs(path, outputs)
+        workflow_commands.write_outputs(path, outputs)
     else:
         for name, value in outputs.items():
             print(f"output {name}={value}")

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 from xml.etree import ElementTree
 
-from .untrusted import escape_controls, xml_text
+from ..config import SERVER_KEYS
+from ..untrusted import escape_controls, xml_text
+from .sections import CHECK_SECTION, COMPARE_SECTIONS, SECTION_LABELS
 
 SUITE = "mlflow-version-check"
 LISTED_DIFFERENCES = 200  # the JSON report has all; a test view needs the first ones
@@ -59,15 +61,15 @@ def _cases(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any] | Non
     if report["System"]["command"] == "check":
         subject = _version(report.get("Model_Version"), f"{report['Options'].get('model')}")
         name = f"{subject}: run model equals the registry copy"
-        return [(name, report.get("Comparison"))]
+        return [(name, report.get(CHECK_SECTION))]
     versions = report.get("Model_Versions") or {}
-    first = _version(versions.get("tracking_server_1"), "tracking_server_1")
-    second = _version(versions.get("tracking_server_2"), "tracking_server_2")
+    first, second = (_version(versions.get(key), key) for key in SERVER_KEYS)
     if report["status"] == "error":
         return [(f"{first} equals {second}", None)]
-    labels = {"Run_Model_Comparison": "run models", "Reg_Model_Comparison": "registry models"}
     return [
-        (f"{label}: {first} equals {second}", report[key]) for key, label in labels.items() if key in report
+        (f"{SECTION_LABELS[key]}: {first} equals {second}", report[key])
+        for key in COMPARE_SECTIONS.values()
+        if key in report
     ]
 
 

@@ -1,10 +1,12 @@
 """Log and register example models on a real tracking server, the ways users do it.
 
-Used by the tests and by `make demo`. Each function talks to the server through MLflow's own client.
+Used by the tests, the benchmarks, `make demo` and the self-test workflow. Each function talks to the
+server through MLflow's own client.
 """
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -16,6 +18,13 @@ from mlflow import MlflowClient
 
 # Given explicitly so that MLflow does not load each model in a subprocess to infer them (slow).
 PIP_REQUIREMENTS = ["scikit-learn", "numpy"]
+# One counter for the whole process: every test module registers models on the same session servers.
+_serial_numbers = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """A name made from `prefix` that no other caller in this process gets (for registered models)."""
+    return f"{prefix}_{next(_serial_numbers)}"
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ def fit_sklearn(seed: int = 0) -> Any:
 
 def _registered(client: MlflowClient, name: str, version: str) -> Registered:
     mv = client.get_model_version(name, version)
+    if mv.source is None:
+        raise ValueError(f"{name} version {version} has no source on the server")
     return Registered(name=name, version=str(mv.version), source=mv.source, run_id=mv.run_id)
 
 
@@ -169,7 +180,8 @@ def artifact_directory(server_artifacts: Path, client_uri: str, version: Registe
         run_id, _, sub = download_uri[len("runs:/") :].partition("/")
         download_uri = client.get_run(run_id).info.artifact_uri + "/" + sub
     prefix = "mlflow-artifacts:/"
-    assert download_uri.startswith(prefix), download_uri
+    if not download_uri.startswith(prefix):
+        raise ValueError(f"not on the server's proxied artifact store: {download_uri}")
     return server_artifacts / download_uri[len(prefix) :].lstrip("/")
 
 

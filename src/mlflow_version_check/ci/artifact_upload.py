@@ -1,9 +1,10 @@
-"""Upload a workflow artifact from inside a container, with the v4 artifact protocol.
+"""Upload a GitHub workflow artifact (the report files; not an MLflow model artifact) from a container.
 
-No maintained pure-Python client exists (the toolkit's needs Node.js), so this one is kept small:
-Twirp JSON `CreateArtifact` -> the zip as Azure *Put Block* calls plus one *Put Block List* to the
-signed URL -> `FinalizeArtifact` with the zip's size and SHA-256. act's artifact server and GitHub
-speak the same protocol; act drops a single Put Blob, hence blocks.
+It speaks the v4 artifact protocol. No maintained pure-Python client exists (the toolkit's needs
+Node.js), so this one is kept small: Twirp JSON `CreateArtifact` -> the zip as Azure *Put Block*
+calls plus one *Put Block List* to the signed URL -> `FinalizeArtifact` with the zip's size and
+SHA-256. act's artifact server and GitHub speak the same protocol; act drops a single Put Blob,
+hence blocks.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _field(answer: Mapping[str, Any], snake: str) -> Any:
 Sleep = Callable[[float], None]
 
 
-class ArtifactClient:
+class ArtifactUploadClient:
     """Talks to ACTIONS_RESULTS_URL with ACTIONS_RUNTIME_TOKEN; retries 429 and 5xx with backoff."""
 
     def __init__(self, results_url: str, runtime_token: str, *, sleep: Sleep = time.sleep) -> None:

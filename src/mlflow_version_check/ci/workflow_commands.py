@@ -1,4 +1,4 @@
-"""GitHub Actions I/O in one small module: masks, annotations, outputs, job summary.
+"""GitHub Actions I/O in one small module: workflow commands (masks, annotations), outputs, job summary.
 
 github-action-utils was considered (DESIGN.md) and not used: it writes outputs with a fixed
 delimiter (`__ENV_DELIMITER__`) and percent-escapes the values it writes to the output file, which

@@ -1,0 +1,296 @@
+"""The JSON report (schema_version 1) built from the result objects: check, compare and error reports.
+
+Every report validates against schema/report.schema.json (load_schema); finalized() is the one pass
+that adds the run's nonce and removes secrets before anything is written or rendered from it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..comparison import FileDifference, IgnoredItem, TreeSummary
+from ..config import SERVER_KEYS
+from ..errors import CLI_NAMES, VersionCheckError, exit_code_of
+from ..integrity import IntegrityReport
+from ..redact import redact_tree
+from ..results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
+from .sections import CHECK_SECTION, COMPARE_SECTIONS
+
+SCHEMA_VERSION = 1
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema that every report validates against (shipped in the package)."""
+    # The schema folder is package data of the top package (pyproject.toml), not of this one.
+    text = resources.files("mlflow_version_check").joinpath("schema/report.schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _mlflow_version() -> str | None:
+    # Read from the installed distribution: importing MLflow here would cost a second.
+    for distribution in ("mlflow-skinny", "mlflow"):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def system_section(command: str) -> dict[str, Any]:
+    return {
+        "tool": "mlflow-version-check",
+        "tool_version": __version__,
+        "command": command,
+        "mlflow_version": _mlflow_version(),
+        "python_version": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "time_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _entry(entry: Any) -> dict[str, Any] | None:
+    return None if entry is None else {"size": entry.size, "sha256": entry.sha256}
+
+
+def difference_json(difference: FileDifference) -> dict[str, Any]:
+    return {
+        "path": difference.path,
+        "kind": difference.kind,
+        "left": _entry(difference.left),
+        "right": _entry(difference.right),
+        "note": difference.note,
+    }
+
+
+def ignored_json(item: IgnoredItem) -> dict[str, Any]:
+    return {"path": item.path, "rule": item.rule, "field": item.field, "left": item.left, "right": item.right}
+
+
+def integrity_json(report: IntegrityReport) -> dict[str, Any]:
+    data = asdict(report)
+    data["references"] = [asdict(ref) for ref in report.references]
+    data["problems"] = list(report.problems)
+    return data
+
+
+def version_json(version: ModelVersionInfo) -> dict[str, Any]:
+    data = asdict(version)
+    data["aliases"] = list(version.aliases)
+    data["registry_uri"] = version.registry_uri or None
+    return data
+
+
+def resolved_version_json(
+    error: VersionCheckError, key: str, tracking_uri: str | None, registry_uri: str | None
+) -> dict[str, Any] | None:
+    """The version `key` if it was resolved before the failure, else None."""
+    version = error.resolved.get(key)
+    if version is None:
+        return None
+    return version_json(ModelVersionInfo.of(version, tracking_uri or "", registry_uri))
+
+
+def model_json(model: DownloadedModel, summary: TreeSummary, native_paths: tuple[str, ...]) -> dict[str, Any]:
+    """One side of a comparison; `download_uri` and `local_path` keep the seed's paths.
+
+    With a native model setting (`native_paths` not empty), `local_path.path` is the native model
+    file or folder when it is one path and `hash` that file's SHA-256 (or the folder's tree digest),
+    as in the seed, even when `auto` compared more (MLmodel, code/: `files`, `bytes` and
+    `tree_sha256` describe what was compared, and `equals` is the verdict); else the model root and
+    the tree digest of what was compared (a lone file's own SHA-256).
+    """
+    native = summary.native_path if native_paths else None
+    return {
+        "download_uri": model.uri,
+        "location": model.location,
+        "local_path": {
+            "path": str(Path(model.local_path) / native) if native else model.local_path,
+            "hash": summary.hash,
+        },
+        "files": summary.files,
+        "bytes": summary.bytes,
+        "tree_sha256": summary.tree_sha256,
+        "downloaded": model.shared_with is None,
+        "download_seconds": round(model.download_seconds, 3),
+        "integrity": integrity_json(model.integrity),
+    }
+
+
+SideJson = Callable[[DownloadedModel, TreeSummary, tuple[str, ...]], dict[str, Any]]
+
+
+def pair_section(
+    pair: ModelComparison,
+    *,
+    equals: bool,
+    strict: bool,
+    same_location_method: str,
+    keys: tuple[str, str],
+    side: SideJson,
+    native_model: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A section comparing two models, check's or compare's: its verdict, method, both sides under
+    `keys`, the native model setting, and the differences and ignored items."""
+    comparison = pair.comparison
+    left_paths, right_paths = pair.native_paths or ((), ())
+    return {
+        "equals": equals,
+        "same_location": pair.same_location,
+        "method": same_location_method
+        if pair.same_location
+        else ("bytes" if strict else "bytes+mlmodel-rule"),
+        keys[0]: side(pair.left, pair.left_summary, left_paths),
+        keys[1]: side(pair.right, pair.right_summary, right_paths),
+        "native_model": native_model,
+        "differences": [difference_json(d) for d in comparison.differences] if comparison else [],
+        "ignored": [ignored_json(i) for i in comparison.ignored] if comparison else [],
+    }
+
+
+def check_report(result: CheckResult, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The report of a check that ran (passed or failed)."""
+    run_paths, reg_paths = result.native_paths or ((), ())
+    section = pair_section(
+        result.models,
+        equals=result.equals,  # one location: its integrity decides
+        strict=result.strict,
+        same_location_method="integrity",
+        keys=("run_model", "reg_model"),
+        side=model_json,
+        native_model=(
+            {
+                "requested": result.native_model,
+                "run_model": list(run_paths),
+                "reg_model": list(reg_paths),
+                "whole_model": result.native_whole_model,
+            }
+            if result.native_model
+            else None
+        ),
+    )
+    section["integrity"] = integrity_json(result.run_model.integrity) if result.same_location else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": result.status,
+        "equals": result.equals,
+        "error": None,
+        "System": system_section("check"),
+        "Options": dict(options),
+        "Model_Version": version_json(result.version),
+        CHECK_SECTION: section,
+        "Timings": {key: round(value, 3) for key, value in result.timings.items()},
+    }
+
+
+def compare_side_json(
+    model: DownloadedModel, summary: TreeSummary, native_paths: tuple[str, ...]
+) -> dict[str, Any]:
+    """One server's side of a compare section: the seed's `path` and `hash`, then the added fields."""
+    side = model_json(model, summary, native_paths)
+    local = side.pop("local_path")
+    return {"path": local["path"], "hash": local["hash"], **side}
+
+
+def compare_section(pair: ModelComparison, strict: bool) -> dict[str, Any]:
+    left_paths, right_paths = pair.native_paths or ((), ())
+    return pair_section(
+        pair,
+        equals=pair.equals,
+        strict=strict,
+        same_location_method="same-location",
+        keys=(SERVER_KEYS[0], SERVER_KEYS[1]),
+        side=compare_side_json,
+        native_model=(
+            {
+                SERVER_KEYS[0]: list(left_paths),
+                SERVER_KEYS[1]: list(right_paths),
+                "whole_model": pair.native_whole_model,
+            }
+            if pair.native_paths
+            else None
+        ),
+    )
+
+
+def compare_report(result: CompareResult, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The report of a compare that ran, with the seed's sections and summary."""
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "status": result.status,
+        "equals": result.equals,
+        "error": None,
+        "System": system_section("compare"),
+        "Options": dict(options),
+        "Model_Versions": {
+            key: version_json(version) for key, version in zip(SERVER_KEYS, result.versions, strict=True)
+        },
+    }
+    for role, pair in result.comparisons.items():
+        report[COMPARE_SECTIONS[role]] = compare_section(pair, result.strict)
+    not_compared = [role for role in COMPARE_SECTIONS if role not in result.comparisons]
+    report["Comparison_Summary"] = {
+        **{role: pair.equals for role, pair in result.comparisons.items()},
+        "compared": list(result.comparisons),
+        "not_compared": not_compared,
+    }
+    report["Timings"] = {key: round(value, 3) for key, value in result.timings.items()}
+    return report
+
+
+def error_report(
+    command: str,
+    error: VersionCheckError,
+    options: Mapping[str, Any],
+    servers: Mapping[str, tuple[str | None, str | None]] | None = None,
+    option_names: Mapping[str, str] = CLI_NAMES,
+) -> dict[str, Any]:
+    """The report of a run that could not be done: status error, and what was learnt before.
+
+    `servers` maps a version key ("version" for check, "tracking_server_1|2" for compare) to its
+    tracking and registry URI, so that a version resolved before the failure is kept. The message
+    names options as `option_names` says (the CLI's, or the action's inputs).
+    """
+    servers = servers or {}
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "error",
+        "equals": None,
+        "error": {
+            "type": error.type_name,
+            "message": error.render(option_names),
+            "exit_code": exit_code_of(error),
+        },
+        "System": system_section(command),
+        "Options": dict(options),
+    }
+    if command == "check":
+        report["Model_Version"] = resolved_version_json(
+            error, "version", *servers.get("version", (None, None))
+        )
+        report[CHECK_SECTION] = None
+    else:
+        report["Model_Versions"] = {
+            key: resolved_version_json(error, key, *servers.get(key, (None, None))) for key in SERVER_KEYS
+        }
+        report["Comparison_Summary"] = None
+    return report
+
+
+def finalized(report: dict[str, Any], run_nonce: str | None) -> dict[str, Any]:
+    """The report with its run's nonce (when given) and every string's secrets removed.
+
+    One pass at the edge, before anything is rendered from it: the JSON file, the JUnit file, the
+    summary on stdout, and in the action the annotations, job summary and outputs.
+    """
+    if run_nonce:
+        report["System"]["run_nonce"] = run_nonce
+    return redact_tree(report)

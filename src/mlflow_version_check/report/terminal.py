@@ -1,0 +1,176 @@
+"""The terminal summary of a report: a verdict line and plain-text tables, printed on stdout.
+
+Rendered from the finalized report (secrets already removed); a model's or server's text shows its
+control characters escaped, so a name cannot break a line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..config import SERVER_KEYS
+from ..untrusted import escape_controls
+from .sections import CHECK_SECTION, COMPARE_SECTIONS
+
+
+def _size(value: int) -> str:
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} B"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+
+def _t(value: Any) -> str:
+    """A model's or server's text in the terminal summary: control characters shown escaped, so a
+    line break in a name stays inside its line (the CLI makes every line safe as well)."""
+    return escape_controls(str(value))
+
+
+def check_summary(report: Mapping[str, Any]) -> str:
+    """A short human summary of a check report, for stdout."""
+    version = report.get("Model_Version") or {}
+    comparison = report.get(CHECK_SECTION) or {}
+    verdict = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}[report["status"]]
+    head = f"check {verdict}: {_t(version.get('name', '?'))} version {_t(version.get('version', '?'))}"
+    if version.get("resolved_by") and version.get("resolved_by") != "version":
+        head += f" (resolved from {_t(repr(version.get('version_or_stage')))} by {version['resolved_by']})"
+    lines = [head]
+    if not comparison:
+        return "\n".join(lines)
+    rows: list[tuple[str, ...]] = [("model", "files", "size", "sha256 (tree)", "location")]
+    for role in ("run_model", "reg_model"):
+        side = comparison[role]
+        rows.append(
+            (
+                role,
+                str(side["files"]),
+                _size(side["bytes"]),
+                side["local_path"]["hash"][:16],
+                _t(side["location"]),
+            )
+        )
+    lines.extend(_table(rows))
+    lines.extend(whole_model_lines("native model", comparison.get("native_model")))
+    if comparison["same_location"]:
+        integrity = comparison["integrity"]
+        lines.append(
+            "same_location: the registry keeps no separate copy; verified the model is complete: "
+            + ("MLmodel parses, " if integrity["mlmodel_parses"] else "")
+            + f"{sum(r['exists'] for r in integrity['references'])}/{len(integrity['references'])}"
+            + " files named by MLmodel exist"
+            + (
+                f", size {integrity['counted_bytes']} = model_size_bytes"
+                if integrity["model_size_bytes"] is not None
+                and integrity["counted_bytes"] == integrity["model_size_bytes"]
+                else ""
+            )
+        )
+        lines.extend(f"  problem: {_t(problem)}" for problem in integrity["problems"])
+    differences = comparison["differences"]
+    if differences:
+        rows = [("difference", "path", "run_model", "reg_model")]
+        for difference in differences:
+            rows.append(
+                (
+                    difference["kind"],
+                    _t(difference["path"]),
+                    side_cell(difference["left"]),
+                    side_cell(difference["right"]),
+                )
+            )
+        lines.extend(_table(rows))
+        lines.extend(f"  {_t(d['path'])}: {_t(d['note'])}" for d in differences if d.get("note"))
+    ignored = comparison["ignored"]
+    if ignored:
+        lines.append(
+            "ignored: "
+            + ", ".join(_t(f"{i['path']}:{i['field']}" if i["field"] else i["path"]) for i in ignored)
+        )
+    return "\n".join(lines)
+
+
+def whole_model_lines(label: str, native: Mapping[str, Any] | None) -> list[str]:
+    """Say when `--native-model auto` compared the whole model, and why (the job summary says it too)."""
+    if not native or not native.get("whole_model"):
+        return []
+    return [f"{label}: the whole model was compared ({_t(native['whole_model'])})"]
+
+
+def side_cell(entry: Mapping[str, Any] | None) -> str:
+    """One side of a difference in a table: size and short digest, or "-" where the file is absent."""
+    return "-" if entry is None else f"{_size(entry['size'])} {entry['sha256'][:12]}"
+
+
+def compare_summary(report: Mapping[str, Any]) -> str:
+    """A short human summary of a compare report, for stdout."""
+    verdict = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}[report["status"]]
+    versions = report.get("Model_Versions") or {}
+    names = [
+        _t(f"{v['name']} v{v['version']}") if v else "?" for v in (versions.get(key) for key in SERVER_KEYS)
+    ]
+    lines = [f"compare {verdict}: {names[0]} ({SERVER_KEYS[0]}) vs {names[1]} ({SERVER_KEYS[1]})"]
+    summary = report.get("Comparison_Summary")
+    if not summary:
+        return "\n".join(lines)
+    rows: list[tuple[str, ...]] = [
+        ("model", "equals", "server_1 files", "server_1 sha256", "server_2 files", "server_2 sha256")
+    ]
+    for role, section_name in COMPARE_SECTIONS.items():
+        section = report.get(section_name)
+        if section is None:
+            rows.append((role, "not compared", "", "", "", ""))
+            continue
+        left, right = section[SERVER_KEYS[0]], section[SERVER_KEYS[1]]
+        equals = "yes" if section["equals"] else "NO"
+        if section["same_location"]:
+            equals += " (same location)"
+        rows.append(
+            (role, equals, str(left["files"]), left["hash"][:16], str(right["files"]), right["hash"][:16])
+        )
+    lines.extend(_table(rows))
+    if any(
+        (section := report.get(name))
+        and section["equals"]
+        and section["ignored"]
+        and section[SERVER_KEYS[0]]["hash"] != section[SERVER_KEYS[1]]["hash"]
+        for name in COMPARE_SECTIONS.values()
+    ):
+        lines.append(
+            "(equal models with different digests: the digests cover the ignored MLmodel fields below)"
+        )
+    for role, section_name in COMPARE_SECTIONS.items():
+        section = report.get(section_name)
+        if not section:
+            continue
+        lines.extend(whole_model_lines(f"{role} native model", section.get("native_model")))
+        if section["differences"]:
+            rows = [(f"{role} difference", "path", "server_1", "server_2")]
+            rows.extend(
+                (d["kind"], _t(d["path"]), side_cell(d["left"]), side_cell(d["right"]))
+                for d in section["differences"]
+            )
+            lines.extend(_table(rows))
+            lines.extend(
+                f"  {_t(d['path'])}: {_t(d['note'])}" for d in section["differences"] if d.get("note")
+            )
+        if section["ignored"]:
+            lines.append(
+                f"{role} ignored: "
+                + ", ".join(
+                    _t(f"{i['path']}:{i['field']}" if i["field"] else i["path"]) for i in section["ignored"]
+                )
+            )
+    return "\n".join(lines)
