@@ -810,17 +810,25 @@ def test_the_sandbox_snapshot_sees_every_kind_of_change(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Fixtures and the one test.
 
-# How many programs run at once. Most are CPU-bound for their first second (Python and MLflow
-# starting); the cases that wait on purpose hold a thread without using a core, so the pool is larger
-# than the cores are many.
-CONCURRENT_RUNS = 6
+# How many programs run at once, besides those of the cases that wait on purpose (each has a thread
+# of its own: waiting, it uses no core). The others are mostly CPU-bound (Python and MLflow starting,
+# about a second each); on 2 cores, more of them at once only adds contention.
+CONCURRENT_RUNS = 3
 
 
 def _start_order(cases: list[Case]) -> list[Case]:
-    """The config-file and action-input cases first: most need no server, so they run while the
-    session's server starts; then the cases that wait on purpose; then the rest, in the table's order."""
-    serverless = {case.id for case in [*CONFIG_FILES, *ACTION_INPUTS]}
-    return sorted(cases, key=lambda case: (case.id not in serverless, not case.waits))
+    """The order in which the cases are built and their runs started (the longest first, so that
+    the last ones to end are short): the config-file and action-input cases, most of which need no
+    server, while the session's server starts; the cases that wait on purpose; the server answers
+    and Databricks cases (each starts a worker that imports MLflow: a second or two of CPU); the CLI
+    option cases, most of which end at option parsing."""
+    waits = [case for case in CASES if case.waits]
+    groups = [[*CONFIG_FILES, *ACTION_INPUTS], waits, [*SERVER_ANSWERS, *DATABRICKS], CLI_OPTIONS]
+    rank: dict[str, int] = {}
+    for index, group in enumerate(groups):
+        for case in group:
+            rank.setdefault(case.id, index)  # a case that waits is in its first group
+    return sorted(cases, key=lambda case: rank[case.id])
 
 
 @pytest.fixture(scope="module")
@@ -895,7 +903,8 @@ def matrix_runs(
     ordered = _start_order([case for case in CASES if case.id in selected])
     started: dict[str, Started] = {}
     with contextlib.ExitStack() as stacks:
-        pool = ThreadPoolExecutor(max_workers=CONCURRENT_RUNS, thread_name_prefix="bad-input")
+        working = ThreadPoolExecutor(max_workers=CONCURRENT_RUNS, thread_name_prefix="bad-input")
+        waiting = ThreadPoolExecutor(max_workers=max(1, sum(case.waits for case in ordered)))
         try:
             for case in ordered:
                 sandbox = Sandbox(tmp_path_factory.mktemp(case.id[:30]) / "sandbox")
@@ -907,11 +916,13 @@ def matrix_runs(
                     started[case.id].build_error = error
                     continue
                 started[case.id].before = snapshot(sandbox.root, sandbox.allowed())
+                pool = waiting if case.waits else working
                 started[case.id].run = pool.submit(_run_and_look, invocation, sandbox, dict(os.environ))
             yield started
         finally:
             # Runs no test waited for (pytest -x stopped early): those not begun are dropped.
-            pool.shutdown(wait=True, cancel_futures=True)
+            for pool in (working, waiting):
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
