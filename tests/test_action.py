@@ -406,3 +406,13 @@ def test_databricks_config_secrets_in_colon_form_are_masked_and_removed(tmp_path
         assert not any(value in line for line in others + run.stderr.splitlines())
         assert value not in run.summary and value not in json.dumps(run.outputs)
         assert value not in json.dumps(run.report())
+
+
+def test_messages_name_the_actions_inputs_not_the_clis_options(tmp_path: Path) -> None:
+    """A wrong input is explained in the action's own terms: its input, not a CLI flag it cannot set."""
+    run = run_action(tmp_path, {"model": "m", "version-or-stage": "1", "tracking-uri": "localhost:5000"})
+    assert run.exit_code == 2
+    error = next(line for line in run.stdout.splitlines() if line.startswith("error: "))
+    assert "the tracking-uri input" in error and "--tracking-uri" not in error, error
+    report = json.loads((run.workspace / "mlflow-version-check-report.json").read_text())
+    assert "the tracking-uri input" in report["error"]["message"]

@@ -925,7 +925,9 @@ def matrix_runs(
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+# In the order the runs start, so that each test waits only for a run begun before the later ones,
+# and stopping a case's doubles overlaps the runs still under way.
+@pytest.mark.parametrize("case", _start_order(CASES), ids=[case.id for case in _start_order(CASES)])
 def test_bad_input(case: Case, matrix_runs: dict[str, Started]) -> None:
     """The case's run ends with its exit code, its one error line and its report, and leaves the
     sandbox and TMPDIR as they were."""
