@@ -21,7 +21,17 @@ SERVER_2 = ServerSpec("http://127.0.0.1:2")
 
 
 def _version(name: str) -> RegistryVersion:
-    return RegistryVersion(name, "1", "1", "version", "runs:/r/m", None, None, (), "READY", None, "")
+    return RegistryVersion(
+        name=name,
+        version="1",
+        version_or_stage="1",
+        resolved_by="version",
+        source="runs:/r/m",
+        run_id=None,
+        stage=None,
+        aliases=(),
+        status="READY",
+    )
 
 
 def _located(key: str, run_key: str, reg_key: str) -> LocatedVersion:

@@ -27,41 +27,28 @@ _OPTION = re.compile(r"\{option:([a-z_]+)\}")
 
 # How each front end names the options a message can mention (by the API's parameter name).
 API_NAMES: Mapping[str, str] = {}  # the parameter name itself
-CLI_NAMES: Mapping[str, str] = {
-    name: "--" + name.replace("_", "-")
-    for name in (
-        "tracking_uri",
-        "registry_uri",
-        "model",
-        "version_or_stage",
-        "config_file",
-        "timeout",
-        "retries",
-        "download_dir",
-        "native_model",
-        "report_file",
-        "junit_file",
-        "verbose",
-    )
-}
-# The action's inputs; options it has no input for keep their CLI names (the action cannot set them,
-# but the message still says what would help when the tool runs as a CLI).
+# Every option a message can name, by its Python API parameter name.
+OPTIONS = (
+    "tracking_uri",
+    "registry_uri",
+    "model",
+    "version_or_stage",
+    "config_file",
+    "timeout",
+    "retries",
+    "download_dir",
+    "native_model",
+    "report_file",
+    "junit_file",
+    "verbose",
+)
+CLI_NAMES: Mapping[str, str] = {name: "--" + name.replace("_", "-") for name in OPTIONS}
+# The action's inputs; the options it has no input for keep their CLI names (the action cannot set
+# them, but the message still says what would help where the tool runs as a CLI).
+ACTION_WITHOUT_INPUT = frozenset({"timeout", "retries", "verbose"})
 ACTION_NAMES: Mapping[str, str] = {
-    **CLI_NAMES,
-    **{
-        name: "the " + name.replace("_", "-") + " input"
-        for name in (
-            "tracking_uri",
-            "registry_uri",
-            "model",
-            "version_or_stage",
-            "config_file",
-            "download_dir",
-            "native_model",
-            "report_file",
-            "junit_file",
-        )
-    },
+    name: CLI_NAMES[name] if name in ACTION_WITHOUT_INPUT else f"the {name.replace('_', '-')} input"
+    for name in OPTIONS
 }
 
 

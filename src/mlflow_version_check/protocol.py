@@ -113,9 +113,9 @@ class RegistryVersion:
     stage: str | None
     aliases: tuple[str, ...]
     status: str | None
-    creation_timestamp: int | None
     # Read after the version itself; empty when a failure came between the two reads.
     download_uri: str = ""
+    creation_timestamp: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,8 +128,8 @@ class RegistryVersion:
             "stage": self.stage,
             "aliases": list(self.aliases),
             "status": self.status,
-            "creation_timestamp": self.creation_timestamp,
             "download_uri": self.download_uri,
+            "creation_timestamp": self.creation_timestamp,
         }
 
     @classmethod
@@ -145,8 +145,8 @@ class RegistryVersion:
             stage=_optional_str(data.get("stage")) or None,
             aliases=tuple(str(alias) for alias in data.get("aliases") or ()),
             status=_optional_str(data.get("status")),
-            creation_timestamp=None if timestamp is None else int(timestamp),
             download_uri=str(data.get("download_uri") or ""),
+            creation_timestamp=None if timestamp is None else int(timestamp),
         )
 
 

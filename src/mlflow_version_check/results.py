@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .comparison import MLmodel, TreeComparison, TreeSummary
 from .integrity import IntegrityReport
@@ -12,38 +12,17 @@ from .protocol import RegistryVersion
 
 
 @dataclass(frozen=True)
-class ModelVersionInfo:
-    """A resolved model version, as the registry describes it."""
+class ModelVersionInfo(RegistryVersion):
+    """A resolved model version as the registry describes it, and the server it was read from."""
 
-    name: str
-    version: str
-    version_or_stage: str
-    resolved_by: str
-    source: str
-    run_id: str | None
-    stage: str | None
-    aliases: tuple[str, ...]
-    status: str | None
-    download_uri: str
-    creation_timestamp: int | None
-    tracking_uri: str
-    registry_uri: str | None
+    tracking_uri: str = ""
+    registry_uri: str | None = None
 
     @classmethod
     def of(cls, version: RegistryVersion, tracking_uri: str, registry_uri: str | None) -> ModelVersionInfo:
         """The registry's record of a version, with the server it was read from."""
         return cls(
-            name=version.name,
-            version=version.version,
-            version_or_stage=version.version_or_stage,
-            resolved_by=version.resolved_by,
-            source=version.source,
-            run_id=version.run_id,
-            stage=version.stage,
-            aliases=version.aliases,
-            status=version.status,
-            download_uri=version.download_uri,
-            creation_timestamp=version.creation_timestamp,
+            **{item.name: getattr(version, item.name) for item in fields(RegistryVersion)},
             tracking_uri=tracking_uri,
             registry_uri=registry_uri,
         )
