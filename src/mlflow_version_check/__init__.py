@@ -16,22 +16,26 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckResult",
     "CompareResult",
+    "SealResult",
     "VersionCheckError",
     "__version__",
     "check_model_version",
     "compare_model_versions",
+    "seal_model_version",
 ]
 
 if TYPE_CHECKING:
-    from .core import check_model_version, compare_model_versions
+    from .core import check_model_version, compare_model_versions, seal_model_version
     from .errors import VersionCheckError
-    from .results import CheckResult, CompareResult
+    from .results import CheckResult, CompareResult, SealResult
 
 _LAZY = {
     "check_model_version": ("core", "check_model_version"),
     "compare_model_versions": ("core", "compare_model_versions"),
+    "seal_model_version": ("core", "seal_model_version"),
     "CheckResult": ("results", "CheckResult"),
     "CompareResult": ("results", "CompareResult"),
+    "SealResult": ("results", "SealResult"),
     "VersionCheckError": ("errors", "VersionCheckError"),
 }
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -33,6 +33,9 @@ from .errors import (
 )
 from .redact import redact, remember_secrets, secrets_in_uri
 from .untrusted import safe_line, safe_text
+
+if TYPE_CHECKING:
+    from .results import SealResult
 
 PROGRESS_AFTER_SECONDS = 2.0
 
@@ -71,6 +74,24 @@ ReportFileOption = Annotated[
     typer.Option(
         "--report-file",
         help="Write the JSON report here (parent directories are created).",
+        show_default=False,
+    ),
+]
+ManifestFileOption = Annotated[
+    str,
+    typer.Option(
+        "--manifest-file",
+        help="Write the seal here: an OpenSSF Model Signing (OMS v1.0) statement of the registry model's "
+        "files (unsigned; `model_signing` and `verify --manifest-file` read it).",
+        show_default=False,
+    ),
+]
+ChecksumsFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--checksums-file",
+        help="Also write the files' SHA-256 in `sha256sum` format (for `sha256sum -c` and "
+        "actions/attest subject-checksums).",
         show_default=False,
     ),
 ]
@@ -215,9 +236,21 @@ def _echo(text: str) -> None:
     typer.echo(safe_text(redact(text)))
 
 
-def check_output_paths(report_file: str | None, junit_file: str | None = None) -> None:
-    """Refuse a report path that cannot be written before any slow work starts."""
-    for option, value in (("{option:report_file}", report_file), ("{option:junit_file}", junit_file)):
+def check_output_paths(
+    report_file: str | None,
+    junit_file: str | None = None,
+    *,
+    manifest_file: str | None = None,
+    checksums_file: str | None = None,
+) -> None:
+    """Refuse an output path that cannot be written before any slow work starts."""
+    outputs = (
+        ("{option:report_file}", report_file),
+        ("{option:junit_file}", junit_file),
+        ("{option:manifest_file}", manifest_file),
+        ("{option:checksums_file}", checksums_file),
+    )
+    for option, value in outputs:
         if not value:
             continue
         from .report.files import refuse_special_target
@@ -331,6 +364,102 @@ def run_check(
     report = finalized(check_report(result, options), run_nonce)
     kept = result.download_dir if result.download_dir_kept else None
     return _finished(report, check_summary, report_file, junit_file, kept)
+
+
+def run_seal(
+    *,
+    model: str,
+    version_or_stage: str,
+    manifest_file: str,
+    checksums_file: str | None,
+    download_dir: str | None,
+    report_file: str | None,
+    junit_file: str | None,
+    tracking_uri: str | None,
+    registry_uri: str | None,
+    timeout: float,
+    retries: int,
+    verbose: bool,
+    run_nonce: str | None = None,
+) -> int:
+    """Seal a version's registry model and write its manifest; return the exit code."""
+    from .core import resolve_server_uris, seal_model_version
+    from .report.document import error_report, finalized, seal_report
+    from .report.terminal import seal_summary
+
+    given_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    given_registry = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")
+    remember_secrets([*secrets_in_uri(given_tracking), *secrets_in_uri(given_registry)])
+    shown_tracking = redact(given_tracking) or None
+    shown_registry = redact(given_registry) or None
+    options = {
+        "model": model,
+        "version_or_stage": version_or_stage,
+        "tracking_uri": shown_tracking,
+        "registry_uri": shown_registry,
+        "manifest_file": manifest_file,
+        "checksums_file": checksums_file,
+        "download_dir": download_dir,
+        "report_file": report_file,
+        "junit_file": junit_file,
+        "timeout": timeout,
+        "retries": retries,
+    }
+    progress = Progress()
+    servers = {"version": (shown_tracking, shown_registry)}
+    try:
+        check_output_paths(
+            report_file, junit_file, manifest_file=manifest_file, checksums_file=checksums_file
+        )
+        tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
+        if verbose:
+            _log(f"sealing {model} {version_or_stage!r} on {redact(tracking)}")
+        result = seal_model_version(
+            model,
+            version_or_stage,
+            tracking_uri=tracking,
+            registry_uri=registry,
+            download_dir=download_dir,
+            timeout=timeout,
+            retries=retries,
+            on_progress=progress,
+            on_log=_log if verbose else None,
+        )
+        if result.equals:  # a seal of an incomplete model would approve it: nothing is written then
+            _write_seal(result, manifest_file, checksums_file)
+    except VersionCheckError as exc:
+        progress.finish()
+        report = error_report("seal", exc, options, servers, OPTION_NAMES.get())
+        return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
+    progress.finish()
+    report = finalized(seal_report(result, options, manifest_file, checksums_file), run_nonce)
+    kept = result.download_dir if result.download_dir_kept else None
+    return _finished(report, seal_summary, report_file, junit_file, kept)
+
+
+def _write_seal(result: SealResult, manifest_file: str, checksums_file: str | None) -> None:
+    """The manifest (and the checksums), each written whole or not at all (ReportPathError)."""
+    from . import oms
+    from .report.files import write_text_atomically
+
+    for option, path, text in (
+        ("{option:manifest_file}", manifest_file, oms.statement_json(result.files, result.subject_name)),
+        (
+            "{option:checksums_file}",
+            checksums_file,
+            oms.checksums_text(result.files) if checksums_file else "",
+        ),
+    ):
+        if not path:
+            continue
+        try:
+            write_text_atomically(text, path, option)
+        except OSError as exc:
+            raise ReportPathError(
+                f"writing {option} {path} failed: {exc.strerror or exc}",
+                fix=f"give a writable {option} path with free space.",
+                what_names_options=True,
+            ) from exc
 
 
 def _failed(
@@ -511,6 +640,45 @@ def compare_command(
     )
 
 
+def seal_command(
+    model: ModelOption,
+    version_or_stage: VersionOrStageOption,
+    manifest_file: ManifestFileOption,
+    checksums_file: ChecksumsFileOption = None,
+    download_dir: DownloadDirOption = None,
+    report_file: ReportFileOption = None,
+    junit_file: JunitFileOption = None,
+    tracking_uri: TrackingUriOption = None,
+    registry_uri: RegistryUriOption = None,
+    timeout: TimeoutOption = 30.0,
+    retries: RetriesOption = 2,
+    verbose: VerboseOption = False,
+    run_nonce: RunNonceOption = None,
+    version: VersionFlag = False,
+) -> int:
+    """Seal a model version: hash its registry model (what a deployment downloads) and write the
+    OpenSSF Model Signing manifest of its files; print the root digest as sha256:<hex>.
+
+    Exit codes: 0 sealed, 1 the registry model is not a complete MLflow model (nothing written),
+    2 wrong invocation, 3 could not seal.
+    """
+    return run_seal(
+        model=model,
+        version_or_stage=version_or_stage,
+        manifest_file=manifest_file,
+        checksums_file=checksums_file,
+        download_dir=download_dir,
+        report_file=report_file,
+        junit_file=junit_file,
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        timeout=timeout,
+        retries=retries,
+        verbose=verbose,
+        run_nonce=run_nonce,
+    )
+
+
 def _typer(name: str, help_text: str | None = None) -> typer.Typer:
     return typer.Typer(
         name=name,
@@ -537,6 +705,7 @@ def _main_callback(version: VersionFlag = False) -> None:
 
 app.command("check")(check_command)
 app.command("compare")(compare_command)
+app.command("seal")(seal_command)
 
 # The seed's console scripts: the same commands as single-command programs.
 check_app = _typer("check-model-version")

@@ -43,7 +43,14 @@ from .pool import (
     plan_downloads,
 )
 from .protocol import LocatedVersion, ModelManifest, RegistryVersion
-from .results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
+from .results import (
+    CheckResult,
+    CompareResult,
+    DownloadedModel,
+    ModelComparison,
+    ModelVersionInfo,
+    SealResult,
+)
 
 
 def resolve_server_uris(tracking_uri: str | None, registry_uri: str | None) -> tuple[str, str | None]:
@@ -453,4 +460,52 @@ def compare_model_versions(
             download_dir=str(area.path),
             download_dir_kept=area.kept,
             timings=timings,
+        )
+
+
+def seal_model_version(
+    model: str,
+    version_or_stage: str,
+    *,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    download_dir: str | os.PathLike[str] | None = None,
+    timeout: float = 30.0,
+    retries: int = 2,
+    on_progress: ProgressCallback | None = None,
+    on_log: LogCallback | None = None,
+) -> SealResult:
+    """Hash a version's registry model (the bytes a deployment downloads) as it streams.
+
+    The result's `root_digest` and `files` are the seal: `oms.statement(result.files, ...)` is its
+    OpenSSF Model Signing manifest. `result.equals` is False when the model is not a complete MLflow
+    model (its integrity problems say why): a seal of a broken model would approve it.
+    Raises a subclass of `VersionCheckError` when the version cannot be read or downloaded.
+    """
+    from .oms import root_digest
+
+    validate_name_and_version(model, version_or_stage)
+    validate_timeouts(timeout, retries)
+    tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
+    server = server_spec(tracking, registry, model.strip(), timeout=timeout, retries=retries)
+    started = time.monotonic()
+    with download_area(download_dir, "seal") as area:
+        inspection = inspect_versions(
+            [Wanted("version", server, model.strip(), version_or_stage.strip())],
+            ["reg_model"],
+            lambda key, role: area.path / role,
+            on_progress=on_progress,
+            on_log=on_log,
+            private_paths=() if area.kept else (area.path,),
+        )
+        hashed = inspection.models["version"]["reg_model"]
+        files = without_registry_meta(hashed.manifest)[0]
+        return SealResult(
+            version=inspection.versions["version"],
+            model=hashed,
+            files=files,
+            root_digest=root_digest(files),
+            download_dir=str(area.path),
+            download_dir_kept=area.kept,
+            timings={**inspection.timings, "total_seconds": time.monotonic() - started},
         )

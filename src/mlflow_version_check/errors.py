@@ -41,6 +41,8 @@ OPTIONS = (
     "report_file",
     "junit_file",
     "verbose",
+    "manifest_file",
+    "checksums_file",
 )
 CLI_NAMES: Mapping[str, str] = {name: "--" + name.replace("_", "-") for name in OPTIONS}
 # The action's inputs; the options it has no input for keep their CLI names (the action cannot set
@@ -214,6 +216,16 @@ class Interrupted(OperationFailed):
         self.exit_code = 128 + signal_number
 
 
+class ManifestError(UsageProblem):
+    """An OMS statement, signature bundle, public key or expected digest is unreadable or malformed."""
+
+
+class SignatureMismatch(VersionCheckError):
+    """An OMS signature bundle does not verify with the public key given: a verdict, not a usage error."""
+
+    exit_code = EXIT_DIFFERENT
+
+
 ERRORS_BY_NAME: dict[str, type[VersionCheckError]] = {
     cls.__name__: cls
     for cls in (
@@ -233,6 +245,8 @@ ERRORS_BY_NAME: dict[str, type[VersionCheckError]] = {
         UnsafeArtifactPath,
         RegistryError,
         WorkerCrashed,
+        ManifestError,
+        SignatureMismatch,
     )
 }
 # Interrupted is raised in the parent only (a signal handler); a worker never reports it.

@@ -150,3 +150,35 @@ class CheckResult:
     @property
     def status(self) -> str:
         return "passed" if self.equals else "failed"
+
+
+@dataclass(frozen=True)
+class SealResult:
+    """A version's registry model, hashed as it downloaded: the reference a later `verify` checks.
+
+    `files` is what the seal covers: the model's files without MLflow's `registered_model_meta` (a
+    file MLflow writes into a `models:/` download, not part of the model). `root_digest` is their OMS
+    root digest (hex): the SHA-256 of the files' raw SHA-256 digests, concatenated in path order.
+    """
+
+    version: ModelVersionInfo
+    model: DownloadedModel
+    files: Mapping[str, FileEntry]
+    root_digest: str
+    download_dir: str
+    download_dir_kept: bool
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def subject_name(self) -> str:
+        """What the seal names: the version's registry URI, e.g. models:/Sklearn_Wine/3."""
+        return f"models:/{self.version.name}/{self.version.version}"
+
+    @property
+    def equals(self) -> bool:
+        """A seal is taken only of a complete MLflow model (MLmodel parses, names existing files)."""
+        return self.model.integrity.ok
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.equals else "failed"

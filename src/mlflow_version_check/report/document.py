@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..comparison import FileDifference, IgnoredItem, TreeSummary
+from ..comparison import FileDifference, IgnoredItem, TreeSummary, summarize
 from ..config import SERVER_KEYS
 from ..errors import CLI_NAMES, VersionCheckError, exit_code_of
 from ..integrity import IntegrityReport
 from ..redact import redact_tree
-from ..results import CheckResult, CompareResult, DownloadedModel, ModelComparison, ModelVersionInfo
-from .sections import CHECK_SECTION, COMPARE_SECTIONS
+from ..results import (
+    CheckResult,
+    CompareResult,
+    DownloadedModel,
+    ModelComparison,
+    ModelVersionInfo,
+    SealResult,
+)
+from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION
 
 SCHEMA_VERSION = 1
 
@@ -221,6 +228,43 @@ def compare_section(pair: ModelComparison, strict: bool) -> dict[str, Any]:
     )
 
 
+def seal_report(
+    result: SealResult,
+    options: Mapping[str, Any],
+    manifest_file: str | None,
+    checksums_file: str | None,
+) -> dict[str, Any]:
+    """The report of a seal: the registry model as hashed, its root digest, the files written.
+
+    `equals` says the model is complete (a seal is written only then); `files`, `bytes` and
+    `root_digest` describe what the seal covers: the model's files without `registered_model_meta`.
+    """
+    model = model_json(result.model, summarize(result.files), ())
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": result.status,
+        "equals": result.equals,
+        "error": None,
+        "System": system_section("seal"),
+        "Options": dict(options),
+        "Model_Version": version_json(result.version),
+        SEAL_SECTION: {
+            "subject": result.subject_name,
+            "root_digest": f"sha256:{result.root_digest}",
+            "files": len(result.files),
+            "bytes": sum(entry.size for entry in result.files.values()),
+            "manifest_file": manifest_file if result.equals else None,
+            "checksums_file": checksums_file if result.equals else None,
+            "reg_model": model,
+            "resources": [
+                {"name": path, "sha256": entry.sha256, "size": entry.size}
+                for path, entry in sorted(result.files.items())
+            ],
+        },
+        "Timings": {key: round(value, 3) for key, value in result.timings.items()},
+    }
+
+
 def compare_report(result: CompareResult, options: Mapping[str, Any]) -> dict[str, Any]:
     """The report of a compare that ran, with the seed's sections and summary."""
     report: dict[str, Any] = {
@@ -272,11 +316,11 @@ def error_report(
         "System": system_section(command),
         "Options": dict(options),
     }
-    if command == "check":
+    if command in ("check", "seal"):
         report["Model_Version"] = resolved_version_json(
             error, "version", *servers.get("version", (None, None))
         )
-        report[CHECK_SECTION] = None
+        report[CHECK_SECTION if command == "check" else SEAL_SECTION] = None
     else:
         report["Model_Versions"] = {
             key: resolved_version_json(error, key, *servers.get(key, (None, None))) for key in SERVER_KEYS

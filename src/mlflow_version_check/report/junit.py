@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 
 from ..config import SERVER_KEYS
 from ..untrusted import escape_controls, xml_text
-from .sections import CHECK_SECTION, COMPARE_SECTIONS, SECTION_LABELS
+from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, SECTION_LABELS
 
 SUITE = "mlflow-version-check"
 LISTED_DIFFERENCES = 200  # the JSON report has all; a test view needs the first ones
@@ -40,7 +40,10 @@ def _difference_line(difference: Mapping[str, Any]) -> str:
 def _failure_text(section: Mapping[str, Any]) -> tuple[str, str]:
     """(message, body) of a comparison that found differences or an incomplete model."""
     differences = section.get("differences") or []
-    integrity = section.get("integrity") if section.get("same_location") else None
+    if "root_digest" in section:  # a seal: its registry model's completeness
+        integrity = (section.get("reg_model") or {}).get("integrity")
+    else:
+        integrity = section.get("integrity") if section.get("same_location") else None
     problems = list((integrity or {}).get("problems") or [])
     # Each line escaped on its own: a line break inside a file name must not start a new line.
     lines = [escape_controls(_difference_line(d)) for d in differences[:LISTED_DIFFERENCES]]
@@ -62,6 +65,9 @@ def _cases(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any] | Non
         subject = _version(report.get("Model_Version"), f"{report['Options'].get('model')}")
         name = f"{subject}: run model equals the registry copy"
         return [(name, report.get(CHECK_SECTION))]
+    if report["System"]["command"] == "seal":
+        subject = _version(report.get("Model_Version"), f"{report['Options'].get('model')}")
+        return [(f"{subject}: the registry model is complete and sealed", report.get(SEAL_SECTION))]
     versions = report.get("Model_Versions") or {}
     first, second = (_version(versions.get(key), key) for key in SERVER_KEYS)
     if report["status"] == "error":

@@ -18,8 +18,12 @@ COMPARE_SECTIONS: Mapping[str, str] = {
 }
 """A compare's role (the models compared, as in Comparison_Summary) -> its section, in report order."""
 
+SEAL_SECTION = "Seal"
+"""What a seal covers: the registry model's files, their root digest, and where the manifest went."""
+
 SECTION_LABELS: Mapping[str, str] = {
     CHECK_SECTION: "check",
+    SEAL_SECTION: "seal",
     COMPARE_SECTIONS["run_model"]: "run models",
     COMPARE_SECTIONS["reg_model"]: "registry models",
 }

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import SERVER_KEYS
 from ..untrusted import escape_controls
-from .sections import CHECK_SECTION, COMPARE_SECTIONS
+from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION
 
 
 def _size(value: int) -> str:
@@ -173,4 +173,25 @@ def compare_summary(report: Mapping[str, Any]) -> str:
                     _t(f"{i['path']}:{i['field']}" if i["field"] else i["path"]) for i in section["ignored"]
                 )
             )
+    return "\n".join(lines)
+
+
+def seal_summary(report: Mapping[str, Any]) -> str:
+    """A short human summary of a seal report: the root digest first (what a pipeline records)."""
+    version = report.get("Model_Version") or {}
+    seal = report.get(SEAL_SECTION) or {}
+    verdict = {"passed": "SEALED", "failed": "NOT SEALED", "error": "ERROR"}[report["status"]]
+    head = f"seal {verdict}: {_t(version.get('name', '?'))} version {_t(version.get('version', '?'))}"
+    if version.get("resolved_by") and version.get("resolved_by") != "version":
+        head += f" (resolved from {_t(repr(version.get('version_or_stage')))} by {version['resolved_by']})"
+    lines = [head]
+    if not seal:
+        return "\n".join(lines)
+    lines.append(f"{seal['files']} files, {_size(seal['bytes'])}, at {_t(seal['reg_model']['location'])}")
+    if report["status"] == "passed":
+        lines.append(f"root digest: {seal['root_digest']}")
+    else:
+        problems = seal["reg_model"]["integrity"]["problems"]
+        lines.append("the registry model is not a complete MLflow model; no seal was written:")
+        lines.extend(f"  {_t(problem)}" for problem in problems)
     return "\n".join(lines)
