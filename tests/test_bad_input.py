@@ -10,6 +10,9 @@ its download directory and its report path. Every case asserts:
   a report;
 - nothing written or deleted in the sandbox outside the download directory and the report path, and
   nothing left in TMPDIR (the private temporary downloads and credential copies are removed).
+
+The runs happen at the same time, on threads (matrix_runs); each case is still its own test, which
+checks its own run.
 """
 
 from __future__ import annotations
@@ -106,9 +109,12 @@ class Sandbox:
         return [self.downloads, self.report, self.github / "output", self.github / "summary"]
 
 
-def snapshot(root: Path, allowed: list[Path]) -> dict[str, tuple[Any, ...]]:
+Snapshot = dict[str, tuple[Any, ...]]
+
+
+def snapshot(root: Path, allowed: list[Path]) -> Snapshot:
     """Every path under root but the allowed ones: kind, mode, size and SHA-256 (links not followed)."""
-    state: dict[str, tuple[Any, ...]] = {}
+    state: Snapshot = {}
     for directory, subdirectories, files in os.walk(root):
         here = Path(directory)
         subdirectories[:] = [name for name in subdirectories if here / name not in allowed]
@@ -811,9 +817,10 @@ def test_the_sandbox_snapshot_sees_every_kind_of_change(tmp_path: Path) -> None:
 # Fixtures and the one test.
 
 # How many programs run at once, besides those of the cases that wait on purpose (each has a thread
-# of its own: waiting, it uses no core). The others are mostly CPU-bound (Python and MLflow starting,
-# about a second each); on 2 cores, more of them at once only adds contention.
-CONCURRENT_RUNS = 3
+# of its own: waiting, it uses no core): one per core, at most 8 (one MLflow server answers them all).
+# They are mostly CPU-bound (Python and MLflow starting); on 2 cores, 3 or 4 at once were no faster
+# than 2, only more contended.
+CONCURRENT_RUNS = min(os.cpu_count() or 2, 8)
 
 
 def _start_order(cases: list[Case]) -> list[Case]:
@@ -829,6 +836,9 @@ def _start_order(cases: list[Case]) -> list[Case]:
         for case in group:
             rank.setdefault(case.id, index)  # a case that waits is in its first group
     return sorted(cases, key=lambda case: rank[case.id])
+
+
+CASES_IN_START_ORDER = _start_order(CASES)
 
 
 @pytest.fixture(scope="module")
@@ -856,9 +866,6 @@ def matrix_workspace() -> Iterator[WorkspaceDouble]:
         yield workspace
 
 
-Snapshot = dict[str, tuple[Any, ...]]
-
-
 @dataclass
 class Started:
     """A case built in its sandbox, and its run under way (or the error its build raised)."""
@@ -881,6 +888,7 @@ class Started:
 def _run_and_look(
     invocation: Invocation, sandbox: Sandbox, environ: Mapping[str, str]
 ) -> tuple[Outcome, Snapshot]:
+    """The run, and the sandbox as the run left it."""
     outcome = run(invocation, sandbox, environ)
     return outcome, snapshot(sandbox.root, sandbox.allowed())
 
@@ -890,9 +898,9 @@ def matrix_runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Started]]:
     """The selected cases, built one after another on this thread (the builds share the fixtures
-    and MLflow's client), each run started on a thread pool as soon as its case is built: a run is
-    mostly a program starting or waiting on a server, so runs overlap. Each case's own test waits
-    for its run and checks it; a build that fails fails only its own case's test."""
+    and MLflow's client), each run started on a thread pool as soon as its case is built, so that
+    runs overlap. Each case's own test waits for its run and checks it; a build that fails fails
+    only its own case's test."""
     selected = {
         item.callspec.params["case"].id
         for item in request.session.items
@@ -900,11 +908,13 @@ def matrix_runs(
         and item.parent is request.node
         and item.originalname == "test_bad_input"
     }
-    ordered = _start_order([case for case in CASES if case.id in selected])
+    ordered = [case for case in CASES_IN_START_ORDER if case.id in selected]
     started: dict[str, Started] = {}
     with contextlib.ExitStack() as stacks:
         working = ThreadPoolExecutor(max_workers=CONCURRENT_RUNS, thread_name_prefix="bad-input")
-        waiting = ThreadPoolExecutor(max_workers=max(1, sum(case.waits for case in ordered)))
+        waiting = ThreadPoolExecutor(
+            max_workers=max(1, sum(case.waits for case in ordered)), thread_name_prefix="bad-input-waits"
+        )
         try:
             for case in ordered:
                 sandbox = Sandbox(tmp_path_factory.mktemp(case.id[:30]) / "sandbox")
@@ -927,7 +937,7 @@ def matrix_runs(
 
 # In the order the runs start, so that each test waits only for a run begun before the later ones,
 # and stopping a case's doubles overlaps the runs still under way.
-@pytest.mark.parametrize("case", _start_order(CASES), ids=[case.id for case in _start_order(CASES)])
+@pytest.mark.parametrize("case", CASES_IN_START_ORDER, ids=[case.id for case in CASES_IN_START_ORDER])
 def test_bad_input(case: Case, matrix_runs: dict[str, Started]) -> None:
     """The case's run ends with its exit code, its one error line and its report, and leaves the
     sandbox and TMPDIR as they were."""

@@ -4,6 +4,7 @@ root digest, the checksums file, the report; nothing written for an incomplete m
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,9 +45,16 @@ def test_seal_equals_what_model_signing_computes_over_mlflows_download(
     """The reference tool, run on the same version as MLflow downloads it, lists the same resources in
     the same order and the same root digest; so does the checksums file for `sha256sum -c`."""
     code, output, manifest = _seal(
-        mlflow_server, sealed_model, tmp_path, "--checksums-file", str(tmp_path / "seal" / "SHA256SUMS")
+        mlflow_server,
+        sealed_model,
+        tmp_path,
+        "--checksums-file",
+        str(tmp_path / "seal" / "SHA256SUMS"),
+        "--junit-file",
+        str(tmp_path / "junit.xml"),
     )
     assert code == 0, output
+    assert 'failures="0"' in (tmp_path / "junit.xml").read_text()
     ours = json.loads(manifest.read_text())
     downloaded = models.download_version_files(mlflow_server.url, sealed_model, tmp_path / "download")
     assert {path.name for path in downloaded.iterdir()} >= {"MLmodel", "artifacts"}  # files in folders
@@ -114,7 +122,8 @@ def test_an_incomplete_model_is_not_sealed(mlflow_server: MlflowServer, tmp_path
     assert "NOT SEALED" in output and "model.pkl" in output
     report = load_valid_report(tmp_path / "report.json")
     assert report["status"] == "failed" and report["Seal"]["manifest_file"] is None
-    assert "<failure" in (tmp_path / "j.xml").read_text()
+    junit = (tmp_path / "j.xml").read_text()
+    assert 'failures="1"' in junit and "model.pkl" in junit
 
 
 def test_an_unwritable_manifest_path_is_refused_before_any_download(
@@ -127,3 +136,82 @@ def test_an_unwritable_manifest_path_is_refused_before_any_download(
     )  # fmt: skip
     assert run.exit_code == 2
     assert run.error_lines == [run.error_lines[0]] and "--manifest-file" in run.error_lines[0]
+
+
+def test_top_level_git_files_are_sealed_which_model_signing_skips_by_default(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    """The seal covers every file; model_signing's default leaves top-level git files out, and with
+    --no-ignore-git-paths it lists exactly the seal's resources."""
+    version = models.log_sklearn(mlflow_server.url, unique("seal_git"))
+    store = models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version)
+    (store / ".gitignore").write_text("*.tmp\n")
+    # A file added to the model must be in MLmodel's recorded size, or the model is incomplete.
+    mlmodel = store / "MLmodel"
+    recorded = int(re.search(r"model_size_bytes: (\d+)", mlmodel.read_text())[1])  # type: ignore[index]
+    mlmodel.write_text(
+        mlmodel.read_text().replace(f"model_size_bytes: {recorded}", f"model_size_bytes: {recorded + 6}")
+    )
+    code, output, manifest = _seal(mlflow_server, version, tmp_path)
+    assert code == 0, output
+    ours = json.loads(manifest.read_text())
+    assert ".gitignore" in [item["name"] for item in ours["predicate"]["resources"]]
+    assert "ignore_paths" not in ours["predicate"]["serialization"]
+    downloaded = models.download_version_files(mlflow_server.url, version, tmp_path / "download")
+    private, _public = write_key_pair(tmp_path / "keys")
+    payloads = {}
+    for flag in ("--ignore-git-paths", "--no-ignore-git-paths"):
+        bundle = tmp_path / f"model{flag}.sig"
+        signed = run_model_signing(
+            "sign", "key", downloaded, flag, "--private_key", private, "--signature", bundle, cwd=tmp_path
+        )
+        assert signed.returncode == 0, signed.stderr
+        payloads[flag] = signed_payload(bundle)
+    assert ".gitignore" not in [
+        item["name"] for item in payloads["--ignore-git-paths"]["predicate"]["resources"]
+    ]
+    assert payloads["--no-ignore-git-paths"]["predicate"]["resources"] == ours["predicate"]["resources"]
+    assert payloads["--no-ignore-git-paths"]["subject"][0]["digest"] == ours["subject"][0]["digest"]
+
+
+def test_a_refused_or_failed_seal_leaves_no_earlier_seal_behind(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    """The files at the seal's paths are this run's seal or nothing: an earlier seal there would pass
+    for this run's when this run refuses an incomplete model or cannot reach the server."""
+    version = models.log_sklearn(mlflow_server.url, unique("seal_again"))
+    code, output, manifest = _seal(mlflow_server, version, tmp_path)
+    assert code == 0 and manifest.is_file(), output
+    (models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version) / "model.pkl").unlink()
+    code, output, manifest = _seal(mlflow_server, version, tmp_path)
+    assert code == 1 and not manifest.exists(), output
+    manifest.write_text("an earlier seal")
+    run = run_command(
+        "mlflow-version-check", "seal", "--model", version.name, "--version-or-stage", "1",
+        "--tracking-uri", "http://127.0.0.1:9", "--retries", "0", "--manifest-file", str(manifest),
+    )  # fmt: skip
+    assert run.exit_code == 3 and not manifest.exists(), run.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "where"),
+    [
+        pytest.param("--checksums-file", "same", id="checksums-is-the-manifest"),
+        pytest.param("--report-file", "same", id="report-is-the-manifest"),
+        pytest.param("--junit-file", "inside", id="junit-inside-the-manifest"),
+    ],
+)
+def test_outputs_that_share_a_path_are_refused_before_anything_runs(
+    mlflow_server: MlflowServer, sealed_model: models.Registered, tmp_path: Path, option: str, where: str
+) -> None:
+    manifest = tmp_path / "seal.json"
+    other = manifest if where == "same" else manifest / "junit.xml"
+    run = run_command(
+        "mlflow-version-check", "seal", "--model", sealed_model.name, "--version-or-stage", "1",
+        "--tracking-uri", mlflow_server.url, "--manifest-file", str(manifest), option, str(other),
+    )  # fmt: skip
+    assert run.exit_code == 2, run.stdout + run.stderr
+    assert (
+        len(run.error_lines) == 1 and "--manifest-file" in run.error_lines[0] and option in run.error_lines[0]
+    )
+    assert not manifest.exists()

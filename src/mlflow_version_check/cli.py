@@ -250,6 +250,7 @@ def check_output_paths(
         ("{option:manifest_file}", manifest_file),
         ("{option:checksums_file}", checksums_file),
     )
+    _refuse_shared_paths([(option, value) for option, value in outputs if value])
     for option, value in outputs:
         if not value:
             continue
@@ -266,6 +267,21 @@ def check_output_paths(
                 fix="give a path in a directory you can write to.",
                 what_names_options=True,
             )
+
+
+def _refuse_shared_paths(outputs: list[tuple[str, str]]) -> None:
+    """Two outputs at one path, or one inside another, would overwrite each other (or fail late,
+    after the first was written): refused before anything runs."""
+    resolved = [(option, Path(value).expanduser().resolve()) for option, value in outputs]
+    for index, (option, path) in enumerate(resolved):
+        for other, other_path in resolved[index + 1 :]:
+            if path == other_path or path in other_path.parents or other_path in path.parents:
+                raise ReportPathError(
+                    f"{option} and {other} name the same path, or one lies inside the other ({path}, "
+                    f"{other_path})",
+                    fix="give each output its own file.",
+                    what_names_options=True,
+                )
 
 
 def _write(report: Mapping[str, Any], report_file: str | None, junit_file: str | None) -> bool:
@@ -407,10 +423,14 @@ def run_seal(
     }
     progress = Progress()
     servers = {"version": (shown_tracking, shown_registry)}
+    written: list[str] = []
     try:
         check_output_paths(
             report_file, junit_file, manifest_file=manifest_file, checksums_file=checksums_file
         )
+        # The files at the seal's paths are this run's seal, or nothing: an earlier run's seal left
+        # there would pass for this one's when this one fails or refuses an incomplete model.
+        _remove_earlier_seal(manifest_file, checksums_file)
         tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
         if verbose:
             _log(f"sealing {model} {version_or_stage!r} on {redact(tracking)}")
@@ -425,23 +445,39 @@ def run_seal(
             on_progress=progress,
             on_log=_log if verbose else None,
         )
-        if result.equals:  # a seal of an incomplete model would approve it: nothing is written then
-            _write_seal(result, manifest_file, checksums_file)
+        if result.equals:
+            written = _write_seal(result, manifest_file, checksums_file)
     except VersionCheckError as exc:
         progress.finish()
+        _remove_earlier_seal(*written)
         report = error_report("seal", exc, options, servers, OPTION_NAMES.get())
         return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
     progress.finish()
     report = finalized(seal_report(result, options, manifest_file, checksums_file), run_nonce)
     kept = result.download_dir if result.download_dir_kept else None
-    return _finished(report, seal_summary, report_file, junit_file, kept)
+    try:
+        exit_code = _finished(report, seal_summary, report_file, junit_file, kept)
+    except BaseException:
+        _remove_earlier_seal(*written)  # interrupted before the verdict was out: no half-told seal
+        raise
+    if exit_code == EXIT_USAGE:  # the report could not be written: the run failed, so no seal stays
+        _remove_earlier_seal(*written)
+    return exit_code
 
 
-def _write_seal(result: SealResult, manifest_file: str, checksums_file: str | None) -> None:
-    """The manifest (and the checksums), each written whole or not at all (ReportPathError)."""
+def _remove_earlier_seal(*paths: str | None) -> None:
+    """Remove what is at the seal's paths, when it is a regular file (never a link or a device)."""
+    for path in paths:
+        if path and Path(path).is_file() and not Path(path).is_symlink():
+            Path(path).unlink()
+
+
+def _write_seal(result: SealResult, manifest_file: str, checksums_file: str | None) -> list[str]:
+    """The manifest (and the checksums): both written whole, or neither (ReportPathError)."""
     from . import oms
     from .report.files import write_text_atomically
 
+    written: list[str] = []
     for option, path, text in (
         ("{option:manifest_file}", manifest_file, oms.statement_json(result.files, result.subject_name)),
         (
@@ -454,12 +490,17 @@ def _write_seal(result: SealResult, manifest_file: str, checksums_file: str | No
             continue
         try:
             write_text_atomically(text, path, option)
-        except OSError as exc:
+        except (OSError, VersionCheckError) as exc:
+            _remove_earlier_seal(*written)
+            if isinstance(exc, VersionCheckError):
+                raise
             raise ReportPathError(
                 f"writing {option} {path} failed: {exc.strerror or exc}",
                 fix=f"give a writable {option} path with free space.",
                 what_names_options=True,
             ) from exc
+        written.append(path)
+    return written
 
 
 def _failed(

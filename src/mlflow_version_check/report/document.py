@@ -249,6 +249,7 @@ def seal_report(
         "Options": dict(options),
         "Model_Version": version_json(result.version),
         SEAL_SECTION: {
+            "equals": result.equals,  # sealed: the registry model is complete
             "subject": result.subject_name,
             "root_digest": f"sha256:{result.root_digest}",
             "files": len(result.files),
