@@ -215,3 +215,40 @@ def test_outputs_that_share_a_path_are_refused_before_anything_runs(
         len(run.error_lines) == 1 and "--manifest-file" in run.error_lines[0] and option in run.error_lines[0]
     )
     assert not manifest.exists()
+
+
+def test_check_and_compare_reports_carry_each_sides_root_digest(
+    mlflow_server: MlflowServer, mlflow_server_2: MlflowServer, tmp_path: Path
+) -> None:
+    """The root digest a check or compare reports for a model is the one `seal` records for it."""
+    version = models.log_sklearn(mlflow_server.url, unique("seal_roots"))
+    sealed = seal_model_version(version.name, version.version, tracking_uri=mlflow_server.url)
+    run = run_command(
+        "mlflow-version-check", "check", "--model", version.name, "--version-or-stage", version.version,
+        "--tracking-uri", mlflow_server.url, "--report-file", str(tmp_path / "check.json"),
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    comparison = load_valid_report(tmp_path / "check.json")["Comparison"]
+    assert comparison["reg_model"]["root_digest"] == comparison["run_model"]["root_digest"]
+    assert comparison["reg_model"]["root_digest"] == f"sha256:{sealed.root_digest}"
+
+    copy = models.copy_version(mlflow_server.url, version, mlflow_server_2.url, unique("seal_roots_copy"))
+    config = tmp_path / "config.yaml"
+    sides = {
+        "tracking_server_1": {"host": mlflow_server.url, "model": version.name, "version_or_stage": "1"},
+        "tracking_server_2": {
+            "host": mlflow_server_2.url,
+            "model": copy.name,
+            "version_or_stage": copy.version,
+        },
+    }
+    config.write_text(json.dumps(sides))  # JSON is YAML
+    run = run_command(
+        "mlflow-version-check", "compare", "--config-file", str(config), "--compare-reg-models",
+        "--report-file", str(tmp_path / "compare.json"),
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stdout + run.stderr
+    section = load_valid_report(tmp_path / "compare.json")["Reg_Model_Comparison"]
+    assert section["tracking_server_1"]["root_digest"] == f"sha256:{sealed.root_digest}"
+    # The copy's MLmodel names its new run: equal by the MLmodel rule, another root digest.
+    assert section["tracking_server_2"]["root_digest"] != section["tracking_server_1"]["root_digest"]

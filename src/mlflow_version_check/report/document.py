@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..comparison import FileDifference, IgnoredItem, TreeSummary, summarize
+from ..comparison import FileDifference, IgnoredItem, TreeSummary, summarize, without_registry_meta
 from ..config import SERVER_KEYS
 from ..errors import CLI_NAMES, VersionCheckError, exit_code_of
 from ..integrity import IntegrityReport
+from ..oms import DIGEST_PREFIX, root_digest
 from ..redact import redact_tree
 from ..results import (
     CheckResult,
@@ -126,6 +127,8 @@ def model_json(model: DownloadedModel, summary: TreeSummary, native_paths: tuple
         "files": summary.files,
         "bytes": summary.bytes,
         "tree_sha256": summary.tree_sha256,
+        # The whole model's OMS root digest (what `seal` records), whatever was compared.
+        "root_digest": DIGEST_PREFIX + root_digest(without_registry_meta(model.manifest)[0]),
         "downloaded": model.shared_with is None,
         "download_seconds": round(model.download_seconds, 3),
         "integrity": integrity_json(model.integrity),
