@@ -61,4 +61,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output
+	rm -rf $(VENV) build dist src/*.egg-info testing/src/*.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output

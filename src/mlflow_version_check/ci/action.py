@@ -161,7 +161,7 @@ def private_credentials(
                 stream.write("\n".join(lines) + ("\n" + profiles.strip() + "\n" if profiles.strip() else ""))
             environ["HOME"] = str(home)
             environ["DATABRICKS_CONFIG_FILE"] = str(config)
-            # Removed by a worker if this process is killed before its `finally` (runner.py).
+            # Removed by a worker if this process is killed before its `finally` (pool.py).
             PRIVATE_PATHS.append(str(home))
         yield home
     finally:

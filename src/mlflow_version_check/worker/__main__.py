@@ -1,4 +1,4 @@
-"""`python -m mlflow_version_check.worker <fd> <parent pid>`: how runner.py starts a worker."""
+"""`python -m mlflow_version_check.worker <fd> <parent pid>`: how pool.py starts a worker."""
 
 import sys
 

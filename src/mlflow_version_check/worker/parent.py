@@ -72,7 +72,7 @@ def orphaned() -> NoReturn:
     remove_private_paths()
     logging.shutdown()
     try:
-        if os.getpgid(0) == os.getpid():  # it leads its own group (runner.py), never the parent's
+        if os.getpgid(0) == os.getpid():  # it leads its own group (pool.py), never the parent's
             os.killpg(os.getpid(), signal.SIGKILL)
     finally:
         os._exit(EXIT_ORPHANED)
