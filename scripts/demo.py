@@ -78,6 +78,11 @@ def checks(server: MlflowServer) -> list[bool]:
     results.append(run(["mlflow-version-check", "check", "--model", "demo_tampered",
                         "--version-or-stage", "1", *common,
                         "--report-file", str(REPORTS / "check_tampered.json")], 1))  # fmt: skip
+    banner("seal the @champion version: its OMS manifest, checksums and root digest, for a later verify")
+    results.append(run(["mlflow-version-check", "seal", "--model", "demo_sklearn", "--version-or-stage",
+                        "@champion", *common, "--manifest-file", str(OUTPUT / "seal" / "demo.oms.json"),
+                        "--checksums-file", str(OUTPUT / "seal" / "SHA256SUMS"),
+                        "--report-file", str(REPORTS / "seal_champion.json")], 0))  # fmt: skip
     banner("a model that does not exist: one clear line and exit 3")
     results.append(
         run(["check-model-version", "--model", "no_such_model", "--version-or-stage", "1", *common], 3)
