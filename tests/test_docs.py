@@ -20,6 +20,7 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
         pytest.param("mlflow-version-check", ["check", "--help"], id="check"),
         pytest.param("mlflow-version-check", ["compare", "--help"], id="compare"),
         pytest.param("mlflow-version-check", ["seal", "--help"], id="seal"),
+        pytest.param("mlflow-version-check", ["verify", "--help"], id="verify"),
     ],
 )
 def test_every_option_is_in_the_readme(program: str, args: list[str]) -> None:

@@ -17,25 +17,29 @@ __all__ = [
     "CheckResult",
     "CompareResult",
     "SealResult",
+    "VerifyResult",
     "VersionCheckError",
     "__version__",
     "check_model_version",
     "compare_model_versions",
     "seal_model_version",
+    "verify_model_version",
 ]
 
 if TYPE_CHECKING:
-    from .core import check_model_version, compare_model_versions, seal_model_version
+    from .core import check_model_version, compare_model_versions, seal_model_version, verify_model_version
     from .errors import VersionCheckError
-    from .results import CheckResult, CompareResult, SealResult
+    from .results import CheckResult, CompareResult, SealResult, VerifyResult
 
 _LAZY = {
     "check_model_version": ("core", "check_model_version"),
     "compare_model_versions": ("core", "compare_model_versions"),
     "seal_model_version": ("core", "seal_model_version"),
+    "verify_model_version": ("core", "verify_model_version"),
     "CheckResult": ("results", "CheckResult"),
     "CompareResult": ("results", "CompareResult"),
     "SealResult": ("results", "SealResult"),
+    "VerifyResult": ("results", "VerifyResult"),
     "VersionCheckError": ("errors", "VersionCheckError"),
 }
 

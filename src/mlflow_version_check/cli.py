@@ -86,6 +86,14 @@ ManifestFileOption = Annotated[
         show_default=False,
     ),
 ]
+ExpectDigestOption = Annotated[
+    str,
+    typer.Option(
+        "--expect-digest",
+        help="The root digest the registry model must have, sha256:<hex> as `seal` printed it.",
+        show_default=False,
+    ),
+]
 ChecksumsFileOption = Annotated[
     str | None,
     typer.Option(
@@ -503,6 +511,72 @@ def _write_seal(result: SealResult, manifest_file: str, checksums_file: str | No
     return written
 
 
+def run_verify(
+    *,
+    model: str,
+    version_or_stage: str,
+    expect_digest: str,
+    download_dir: str | None,
+    report_file: str | None,
+    junit_file: str | None,
+    tracking_uri: str | None,
+    registry_uri: str | None,
+    timeout: float,
+    retries: int,
+    verbose: bool,
+    run_nonce: str | None = None,
+) -> int:
+    """Verify a version's registry model against its expected root digest; return the exit code."""
+    from .core import resolve_server_uris, verify_model_version
+    from .report.document import error_report, finalized, verify_report
+    from .report.terminal import verify_summary
+
+    given_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    given_registry = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")
+    remember_secrets([*secrets_in_uri(given_tracking), *secrets_in_uri(given_registry)])
+    shown_tracking = redact(given_tracking) or None
+    shown_registry = redact(given_registry) or None
+    options = {
+        "model": model,
+        "version_or_stage": version_or_stage,
+        "tracking_uri": shown_tracking,
+        "registry_uri": shown_registry,
+        "expect_digest": expect_digest,
+        "download_dir": download_dir,
+        "report_file": report_file,
+        "junit_file": junit_file,
+        "timeout": timeout,
+        "retries": retries,
+    }
+    progress = Progress()
+    try:
+        check_output_paths(report_file, junit_file)
+        tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
+        if verbose:
+            _log(f"verifying {model} {version_or_stage!r} on {redact(tracking)}")
+        result = verify_model_version(
+            model,
+            version_or_stage,
+            expect_digest=expect_digest,
+            tracking_uri=tracking,
+            registry_uri=registry,
+            download_dir=download_dir,
+            timeout=timeout,
+            retries=retries,
+            on_progress=progress,
+            on_log=_log if verbose else None,
+        )
+    except VersionCheckError as exc:
+        progress.finish()
+        servers = {"version": (shown_tracking, shown_registry)}
+        report = error_report("verify", exc, options, servers, OPTION_NAMES.get())
+        return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
+    progress.finish()
+    report = finalized(verify_report(result, options), run_nonce)
+    kept = result.current.download_dir if result.current.download_dir_kept else None
+    return _finished(report, verify_summary, report_file, junit_file, kept)
+
+
 def _failed(
     error: VersionCheckError, report: Mapping[str, Any], report_file: str | None, junit_file: str | None
 ) -> int:
@@ -720,6 +794,43 @@ def seal_command(
     )
 
 
+def verify_command(
+    model: ModelOption,
+    version_or_stage: VersionOrStageOption,
+    expect_digest: ExpectDigestOption,
+    download_dir: DownloadDirOption = None,
+    report_file: ReportFileOption = None,
+    junit_file: JunitFileOption = None,
+    tracking_uri: TrackingUriOption = None,
+    registry_uri: RegistryUriOption = None,
+    timeout: TimeoutOption = 30.0,
+    retries: RetriesOption = 2,
+    verbose: VerboseOption = False,
+    run_nonce: RunNonceOption = None,
+    version: VersionFlag = False,
+) -> int:
+    """Verify a model version: hash its registry model now and prove it is the one sealed (its root
+    digest equals --expect-digest).
+
+    Exit codes: 0 the same files, 1 drift (the root digest differs), 2 wrong invocation or a
+    malformed digest, 3 could not verify.
+    """
+    return run_verify(
+        model=model,
+        version_or_stage=version_or_stage,
+        expect_digest=expect_digest,
+        download_dir=download_dir,
+        report_file=report_file,
+        junit_file=junit_file,
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        timeout=timeout,
+        retries=retries,
+        verbose=verbose,
+        run_nonce=run_nonce,
+    )
+
+
 def _typer(name: str, help_text: str | None = None) -> typer.Typer:
     return typer.Typer(
         name=name,
@@ -747,6 +858,7 @@ def _main_callback(version: VersionFlag = False) -> None:
 app.command("check")(check_command)
 app.command("compare")(compare_command)
 app.command("seal")(seal_command)
+app.command("verify")(verify_command)
 
 # The seed's console scripts: the same commands as single-command programs.
 check_app = _typer("check-model-version")

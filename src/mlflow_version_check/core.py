@@ -50,6 +50,7 @@ from .results import (
     ModelComparison,
     ModelVersionInfo,
     SealResult,
+    VerifyResult,
 )
 
 
@@ -509,3 +510,38 @@ def seal_model_version(
             download_dir_kept=area.kept,
             timings={**inspection.timings, "total_seconds": time.monotonic() - started},
         )
+
+
+def verify_model_version(
+    model: str,
+    version_or_stage: str,
+    *,
+    expect_digest: str,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    download_dir: str | os.PathLike[str] | None = None,
+    timeout: float = 30.0,
+    retries: int = 2,
+    on_progress: ProgressCallback | None = None,
+    on_log: LogCallback | None = None,
+) -> VerifyResult:
+    """Prove that a version's registry model is still the one sealed: its OMS root digest, hashed
+    now as it streams, equals `expect_digest` (`sha256:<hex>`, as `seal` printed it).
+
+    A malformed digest is refused (ManifestError, exit 2) before anything is downloaded.
+    """
+    from .oms import read_digest
+
+    expected = read_digest(expect_digest.strip())
+    current = seal_model_version(
+        model,
+        version_or_stage,
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        download_dir=download_dir,
+        timeout=timeout,
+        retries=retries,
+        on_progress=on_progress,
+        on_log=on_log,
+    )
+    return VerifyResult(current=current, expected_root=expected)

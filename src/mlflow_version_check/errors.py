@@ -43,6 +43,7 @@ OPTIONS = (
     "verbose",
     "manifest_file",
     "checksums_file",
+    "expect_digest",
 )
 CLI_NAMES: Mapping[str, str] = {name: "--" + name.replace("_", "-") for name in OPTIONS}
 # The action's inputs; the options it has no input for keep their CLI names (the action cannot set

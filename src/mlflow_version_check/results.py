@@ -182,3 +182,24 @@ class SealResult:
     @property
     def status(self) -> str:
         return "passed" if self.equals else "failed"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """A version's registry model, hashed now, against the reference it was approved with.
+
+    `reference` is `expected:<kind>`: today an expected root digest (`expect_digest`, hex), which can
+    only be matched exactly: any changed, missing or extra file changes the root.
+    """
+
+    current: SealResult
+    expected_root: str
+    reference_kind: str = "digest"
+
+    @property
+    def equals(self) -> bool:
+        return self.current.root_digest == self.expected_root
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.equals else "failed"

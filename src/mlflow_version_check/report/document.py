@@ -29,8 +29,9 @@ from ..results import (
     ModelComparison,
     ModelVersionInfo,
     SealResult,
+    VerifyResult,
 )
-from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION
+from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, VERIFY_SECTION
 
 SCHEMA_VERSION = 1
 
@@ -269,6 +270,29 @@ def seal_report(
     }
 
 
+def verify_report(result: VerifyResult, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The report of a verify: the registry model's root digest now, against the expected one."""
+    current = result.current
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": result.status,
+        "equals": result.equals,
+        "error": None,
+        "System": system_section("verify"),
+        "Options": dict(options),
+        "Model_Version": version_json(current.version),
+        VERIFY_SECTION: {
+            "equals": result.equals,
+            "reference": {"kind": result.reference_kind, "root_digest": DIGEST_PREFIX + result.expected_root},
+            "root_digest": DIGEST_PREFIX + current.root_digest,
+            "files": len(current.files),
+            "bytes": sum(entry.size for entry in current.files.values()),
+            "reg_model": model_json(current.model, summarize(current.files), ()),
+        },
+        "Timings": {key: round(value, 3) for key, value in current.timings.items()},
+    }
+
+
 def compare_report(result: CompareResult, options: Mapping[str, Any]) -> dict[str, Any]:
     """The report of a compare that ran, with the seed's sections and summary."""
     report: dict[str, Any] = {
@@ -320,11 +344,11 @@ def error_report(
         "System": system_section(command),
         "Options": dict(options),
     }
-    if command in ("check", "seal"):
+    if command in ("check", "seal", "verify"):
         report["Model_Version"] = resolved_version_json(
             error, "version", *servers.get("version", (None, None))
         )
-        report[CHECK_SECTION if command == "check" else SEAL_SECTION] = None
+        report[{"check": CHECK_SECTION, "seal": SEAL_SECTION, "verify": VERIFY_SECTION}[command]] = None
     else:
         report["Model_Versions"] = {
             key: resolved_version_json(error, key, *servers.get(key, (None, None))) for key in SERVER_KEYS

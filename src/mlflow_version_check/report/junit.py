@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 
 from ..config import SERVER_KEYS
 from ..untrusted import escape_controls, xml_text
-from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, SECTION_LABELS
+from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, SECTION_LABELS, VERIFY_SECTION
 
 SUITE = "mlflow-version-check"
 LISTED_DIFFERENCES = 200  # the JSON report has all; a test view needs the first ones
@@ -40,6 +40,9 @@ def _difference_line(difference: Mapping[str, Any]) -> str:
 def _failure_text(section: Mapping[str, Any]) -> tuple[str, str]:
     """(message, body) of a comparison that found differences or an incomplete model."""
     differences = section.get("differences") or []
+    if "reference" in section:  # a verify: the root digest alone tells it
+        found, expected = section["root_digest"], section["reference"]["root_digest"]
+        return f"root digest {found} is not the expected {expected}", ""
     if "root_digest" in section:  # a seal: its registry model's completeness
         integrity = (section.get("reg_model") or {}).get("integrity")
     else:
@@ -65,6 +68,9 @@ def _cases(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any] | Non
         subject = _version(report.get("Model_Version"), f"{report['Options'].get('model')}")
         name = f"{subject}: run model equals the registry copy"
         return [(name, report.get(CHECK_SECTION))]
+    if report["System"]["command"] == "verify":
+        subject = _version(report.get("Model_Version"), f"{report['Options'].get('model')}")
+        return [(f"{subject}: the registry model is the one sealed", report.get(VERIFY_SECTION))]
     if report["System"]["command"] == "seal":
         subject = _version(report.get("Model_Version"), f"{report['Options'].get('model')}")
         return [(f"{subject}: the registry model is complete and sealed", report.get(SEAL_SECTION))]

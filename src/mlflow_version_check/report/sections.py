@@ -21,9 +21,13 @@ COMPARE_SECTIONS: Mapping[str, str] = {
 SEAL_SECTION = "Seal"
 """What a seal covers: the registry model's files, their root digest, and where the manifest went."""
 
+VERIFY_SECTION = "Verification"
+"""A version's registry model as hashed now, against the reference it was approved with."""
+
 SECTION_LABELS: Mapping[str, str] = {
     CHECK_SECTION: "check",
     SEAL_SECTION: "seal",
+    VERIFY_SECTION: "verify",
     COMPARE_SECTIONS["run_model"]: "run models",
     COMPARE_SECTIONS["reg_model"]: "registry models",
 }

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import SERVER_KEYS
 from ..untrusted import escape_controls
-from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION
+from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, VERIFY_SECTION
 
 
 def _size(value: int) -> str:
@@ -194,4 +194,27 @@ def seal_summary(report: Mapping[str, Any]) -> str:
         problems = seal["reg_model"]["integrity"]["problems"]
         lines.append("the registry model is not a complete MLflow model; no seal was written:")
         lines.extend(f"  {_t(problem)}" for problem in problems)
+    return "\n".join(lines)
+
+
+def verify_summary(report: Mapping[str, Any]) -> str:
+    """A short human summary of a verify report: the root digest found, and the one expected."""
+    version = report.get("Model_Version") or {}
+    section = report.get(VERIFY_SECTION) or {}
+    verdict = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}[report["status"]]
+    head = f"verify {verdict}: {_t(version.get('name', '?'))} version {_t(version.get('version', '?'))}"
+    if version.get("resolved_by") and version.get("resolved_by") != "version":
+        head += f" (resolved from {_t(repr(version.get('version_or_stage')))} by {version['resolved_by']})"
+    lines = [head]
+    if not section:
+        return "\n".join(lines)
+    lines.append(
+        f"{section['files']} files, {_size(section['bytes'])}, at {_t(section['reg_model']['location'])}"
+    )
+    lines.append(f"root digest: {section['root_digest']}")
+    if report["status"] == "failed":
+        lines.append(
+            f"expected:    {section['reference']['root_digest']} (a digest names no file: seal the version "
+            "and verify against its manifest to see which files changed)"
+        )
     return "\n".join(lines)
