@@ -809,10 +809,10 @@ def verify_command(
     run_nonce: RunNonceOption = None,
     version: VersionFlag = False,
 ) -> int:
-    """Verify a model version: hash its registry model now and prove it is the one sealed (its root
-    digest equals --expect-digest).
+    """Verify a model version: hash its registry model now and prove its contents are the ones sealed
+    (its OMS root digest equals --expect-digest; a root does not cover file names, see the README).
 
-    Exit codes: 0 the same files, 1 drift (the root digest differs), 2 wrong invocation or a
+    Exit codes: 0 the same contents, 1 drift (the root digest differs), 2 wrong invocation or a
     malformed digest, 3 could not verify.
     """
     return run_verify(

@@ -188,8 +188,9 @@ class SealResult:
 class VerifyResult:
     """A version's registry model, hashed now, against the reference it was approved with.
 
-    `reference` is `expected:<kind>`: today an expected root digest (`expect_digest`, hex), which can
-    only be matched exactly: any changed, missing or extra file changes the root.
+    The reference is today an expected OMS root digest (hex), matched exactly. A root covers the
+    files' contents in path order, not their names: files renamed in a way that keeps the order give
+    the same root (README, "verify"); a manifest reference, which names each file, closes that.
     """
 
     current: SealResult
