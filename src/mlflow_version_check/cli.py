@@ -319,6 +319,17 @@ def _write(report: Mapping[str, Any], report_file: str | None, junit_file: str |
     return True
 
 
+def _shown_server(tracking_uri: str | None, registry_uri: str | None) -> tuple[str | None, str | None]:
+    """The server of a one-version command as reports show it (options, else MLFLOW_*_URI), redacted.
+
+    Credentials written into a URI are secrets by value from here on, in every message and report.
+    """
+    given_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    given_registry = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")
+    remember_secrets([*secrets_in_uri(given_tracking), *secrets_in_uri(given_registry)])
+    return redact(given_tracking) or None, redact(given_registry) or None
+
+
 def run_check(
     *,
     model: str,
@@ -340,12 +351,7 @@ def run_check(
     from .report.document import check_report, error_report, finalized
     from .report.terminal import check_summary
 
-    given_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-    given_registry = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")
-    # Credentials written into a URI are secrets by value from here on, in every message and report.
-    remember_secrets([*secrets_in_uri(given_tracking), *secrets_in_uri(given_registry)])
-    shown_tracking = redact(given_tracking) or None
-    shown_registry = redact(given_registry) or None
+    shown_tracking, shown_registry = _shown_server(tracking_uri, registry_uri)
     options = {
         "model": model,
         "version_or_stage": version_or_stage,
@@ -411,11 +417,7 @@ def run_seal(
     from .report.document import error_report, finalized, seal_report
     from .report.terminal import seal_summary
 
-    given_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-    given_registry = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")
-    remember_secrets([*secrets_in_uri(given_tracking), *secrets_in_uri(given_registry)])
-    shown_tracking = redact(given_tracking) or None
-    shown_registry = redact(given_registry) or None
+    shown_tracking, shown_registry = _shown_server(tracking_uri, registry_uri)
     options = {
         "model": model,
         "version_or_stage": version_or_stage,
@@ -463,13 +465,14 @@ def run_seal(
     progress.finish()
     report = finalized(seal_report(result, options, manifest_file, checksums_file), run_nonce)
     kept = result.download_dir if result.download_dir_kept else None
+    exit_code = EXIT_USAGE
     try:
         exit_code = _finished(report, seal_summary, report_file, junit_file, kept)
-    except BaseException:
-        _remove_earlier_seal(*written)  # interrupted before the verdict was out: no half-told seal
-        raise
-    if exit_code == EXIT_USAGE:  # the report could not be written: the run failed, so no seal stays
-        _remove_earlier_seal(*written)
+    finally:
+        # The report could not be written, or a signal came before the verdict was out: the run
+        # failed, so no seal of it stays.
+        if exit_code == EXIT_USAGE:
+            _remove_earlier_seal(*written)
     return exit_code
 
 
@@ -531,11 +534,7 @@ def run_verify(
     from .report.document import error_report, finalized, verify_report
     from .report.terminal import verify_summary
 
-    given_tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-    given_registry = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI", "")
-    remember_secrets([*secrets_in_uri(given_tracking), *secrets_in_uri(given_registry)])
-    shown_tracking = redact(given_tracking) or None
-    shown_registry = redact(given_registry) or None
+    shown_tracking, shown_registry = _shown_server(tracking_uri, registry_uri)
     options = {
         "model": model,
         "version_or_stage": version_or_stage,

@@ -314,6 +314,38 @@ def compare_pair(
     )
 
 
+@contextmanager
+def _one_version(
+    model: str,
+    version_or_stage: str,
+    roles: list[str],
+    label: str,
+    tracking: str,
+    registry: str | None,
+    *,
+    download_dir: str | os.PathLike[str] | None,
+    timeout: float,
+    retries: int,
+    on_progress: ProgressCallback | None,
+    on_log: LogCallback | None,
+) -> Iterator[tuple[Inspection, DownloadArea]]:
+    """One version's `roles`, resolved and downloaded into a fresh download area (check, seal): the
+    inspection and its area, which stays until the caller is done with the files."""
+    server = server_spec(tracking, registry, model.strip(), timeout=timeout, retries=retries)
+    with download_area(download_dir, label) as area:
+        yield (
+            inspect_versions(
+                [Wanted("version", server, model.strip(), version_or_stage.strip())],
+                roles,
+                lambda key, role: area.path / role,
+                on_progress=on_progress,
+                on_log=on_log,
+                private_paths=() if area.kept else (area.path,),
+            ),
+            area,
+        )
+
+
 def check_model_version(
     model: str,
     version_or_stage: str,
@@ -341,17 +373,20 @@ def check_model_version(
         raise InvalidOption(
             "{option:native_model} is empty", fix="give a relative path or 'auto'.", what_names_options=True
         )
-    server = server_spec(tracking, registry, model.strip(), timeout=timeout, retries=retries)
     started = time.monotonic()
-    with download_area(download_dir, "check") as area:
-        inspection = inspect_versions(
-            [Wanted("version", server, model.strip(), version_or_stage.strip())],
-            ["run_model", "reg_model"],
-            lambda key, role: area.path / role,
-            on_progress=on_progress,
-            on_log=on_log,
-            private_paths=() if area.kept else (area.path,),
-        )
+    with _one_version(
+        model,
+        version_or_stage,
+        ["run_model", "reg_model"],
+        "check",
+        tracking,
+        registry,
+        download_dir=download_dir,
+        timeout=timeout,
+        retries=retries,
+        on_progress=on_progress,
+        on_log=on_log,
+    ) as (inspection, area):
         compare_started = time.monotonic()
         version = inspection.versions["version"]
         models = inspection.models["version"]
@@ -488,17 +523,20 @@ def seal_model_version(
     validate_name_and_version(model, version_or_stage)
     validate_timeouts(timeout, retries)
     tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
-    server = server_spec(tracking, registry, model.strip(), timeout=timeout, retries=retries)
     started = time.monotonic()
-    with download_area(download_dir, "seal") as area:
-        inspection = inspect_versions(
-            [Wanted("version", server, model.strip(), version_or_stage.strip())],
-            ["reg_model"],
-            lambda key, role: area.path / role,
-            on_progress=on_progress,
-            on_log=on_log,
-            private_paths=() if area.kept else (area.path,),
-        )
+    with _one_version(
+        model,
+        version_or_stage,
+        ["reg_model"],
+        "seal",
+        tracking,
+        registry,
+        download_dir=download_dir,
+        timeout=timeout,
+        retries=retries,
+        on_progress=on_progress,
+        on_log=on_log,
+    ) as (inspection, area):
         hashed = inspection.models["version"]["reg_model"]
         files = without_registry_meta(hashed.manifest)[0]
         return SealResult(

@@ -39,15 +39,23 @@ def _t(value: Any) -> str:
     return escape_controls(str(value))
 
 
-def check_summary(report: Mapping[str, Any]) -> str:
-    """A short human summary of a check report, for stdout."""
+VERDICTS = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}
+
+
+def _version_head(command: str, verdicts: Mapping[str, str], report: Mapping[str, Any]) -> str:
+    """The first line of a one-version summary: command, verdict, the version and how it resolved."""
     version = report.get("Model_Version") or {}
-    comparison = report.get(CHECK_SECTION) or {}
-    verdict = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}[report["status"]]
-    head = f"check {verdict}: {_t(version.get('name', '?'))} version {_t(version.get('version', '?'))}"
+    head = f"{command} {verdicts[report['status']]}: {_t(version.get('name', '?'))} version "
+    head += _t(version.get("version", "?"))
     if version.get("resolved_by") and version.get("resolved_by") != "version":
         head += f" (resolved from {_t(repr(version.get('version_or_stage')))} by {version['resolved_by']})"
-    lines = [head]
+    return head
+
+
+def check_summary(report: Mapping[str, Any]) -> str:
+    """A short human summary of a check report, for stdout."""
+    comparison = report.get(CHECK_SECTION) or {}
+    lines = [_version_head("check", VERDICTS, report)]
     if not comparison:
         return "\n".join(lines)
     rows: list[tuple[str, ...]] = [("model", "files", "size", "sha256 (tree)", "location")]
@@ -178,13 +186,8 @@ def compare_summary(report: Mapping[str, Any]) -> str:
 
 def seal_summary(report: Mapping[str, Any]) -> str:
     """A short human summary of a seal report: the root digest first (what a pipeline records)."""
-    version = report.get("Model_Version") or {}
     seal = report.get(SEAL_SECTION) or {}
-    verdict = {"passed": "SEALED", "failed": "NOT SEALED", "error": "ERROR"}[report["status"]]
-    head = f"seal {verdict}: {_t(version.get('name', '?'))} version {_t(version.get('version', '?'))}"
-    if version.get("resolved_by") and version.get("resolved_by") != "version":
-        head += f" (resolved from {_t(repr(version.get('version_or_stage')))} by {version['resolved_by']})"
-    lines = [head]
+    lines = [_version_head("seal", {"passed": "SEALED", "failed": "NOT SEALED", "error": "ERROR"}, report)]
     if not seal:
         return "\n".join(lines)
     lines.append(f"{seal['files']} files, {_size(seal['bytes'])}, at {_t(seal['reg_model']['location'])}")
@@ -199,13 +202,8 @@ def seal_summary(report: Mapping[str, Any]) -> str:
 
 def verify_summary(report: Mapping[str, Any]) -> str:
     """A short human summary of a verify report: the root digest found, and the one expected."""
-    version = report.get("Model_Version") or {}
     section = report.get(VERIFY_SECTION) or {}
-    verdict = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}[report["status"]]
-    head = f"verify {verdict}: {_t(version.get('name', '?'))} version {_t(version.get('version', '?'))}"
-    if version.get("resolved_by") and version.get("resolved_by") != "version":
-        head += f" (resolved from {_t(repr(version.get('version_or_stage')))} by {version['resolved_by']})"
-    lines = [head]
+    lines = [_version_head("verify", VERDICTS, report)]
     if not section:
         return "\n".join(lines)
     lines.append(
