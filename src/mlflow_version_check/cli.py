@@ -82,16 +82,61 @@ ManifestFileOption = Annotated[
     typer.Option(
         "--manifest-file",
         help="Write the seal here: an OpenSSF Model Signing (OMS v1.0) statement of the registry model's "
-        "files (unsigned; `model_signing` and `verify --manifest-file` read it).",
+        "files (unsigned; `model_signing` and `verify --manifest-file` read it), and next to it "
+        "<manifest>.MLmodel, the sealed MLmodel (lets a copy of the version verify by content).",
+        show_default=False,
+    ),
+]
+RecordTagOption = Annotated[
+    bool,
+    typer.Option(
+        "--record-tag",
+        help="Also store the root digest in the version's tag mlflow_version_check.seal.root_digest "
+        "(evidence only where the registry's database is better guarded than its artifact store).",
+    ),
+]
+ReferenceManifestOption = Annotated[
+    str | None,
+    typer.Option(
+        "--manifest-file",
+        help="Reference: an OMS v1.0 statement (seal's, or one model_signing wrote); every changed, "
+        "missing and extra file is named. A <manifest>.MLmodel next to it (seal writes one) lets a "
+        "copy of the version with a new run id verify.",
+        show_default=False,
+    ),
+]
+SignatureOption = Annotated[
+    str | None,
+    typer.Option(
+        "--signature",
+        help="Reference: an OMS Sigstore bundle signed with a key (`model_signing sign key`); needs "
+        "--public-key and the optional extra `signing`. The signature is verified, then the files.",
+        show_default=False,
+    ),
+]
+PublicKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--public-key",
+        help="The PEM public key paired with the key that made --signature.",
         show_default=False,
     ),
 ]
 ExpectDigestOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--expect-digest",
-        help="The root digest the registry model must have, sha256:<hex> as `seal` printed it.",
+        help="Reference: the root digest the registry model must have, sha256:<hex> as `seal` printed "
+        "it (covers contents, not file names).",
         show_default=False,
+    ),
+]
+RecordedTagOption = Annotated[
+    bool,
+    typer.Option(
+        "--recorded-tag",
+        help="Reference: the root digest `seal --record-tag` stored in the version's tag "
+        "mlflow_version_check.seal.root_digest.",
     ),
 ]
 ChecksumsFileOption = Annotated[
@@ -250,6 +295,7 @@ def check_output_paths(
     *,
     manifest_file: str | None = None,
     checksums_file: str | None = None,
+    mlmodel_file: str | None = None,
 ) -> None:
     """Refuse an output path that cannot be written before any slow work starts."""
     outputs = (
@@ -257,6 +303,7 @@ def check_output_paths(
         ("{option:junit_file}", junit_file),
         ("{option:manifest_file}", manifest_file),
         ("{option:checksums_file}", checksums_file),
+        ("the MLmodel copy of {option:manifest_file}", mlmodel_file),
     )
     _refuse_shared_paths([(option, value) for option, value in outputs if value])
     for option, value in outputs:
@@ -410,10 +457,11 @@ def run_seal(
     timeout: float,
     retries: int,
     verbose: bool,
+    record_tag: bool = False,
     run_nonce: str | None = None,
 ) -> int:
     """Seal a version's registry model and write its manifest; return the exit code."""
-    from .core import resolve_server_uris, seal_model_version
+    from .core import resolve_server_uris, seal_model_version, sealed_mlmodel_path
     from .report.document import error_report, finalized, seal_report
     from .report.terminal import seal_summary
 
@@ -425,6 +473,7 @@ def run_seal(
         "registry_uri": shown_registry,
         "manifest_file": manifest_file,
         "checksums_file": checksums_file,
+        "record_tag": record_tag,
         "download_dir": download_dir,
         "report_file": report_file,
         "junit_file": junit_file,
@@ -434,13 +483,18 @@ def run_seal(
     progress = Progress()
     servers = {"version": (shown_tracking, shown_registry)}
     written: list[str] = []
+    mlmodel_file = str(sealed_mlmodel_path(manifest_file)) if manifest_file else None
     try:
         check_output_paths(
-            report_file, junit_file, manifest_file=manifest_file, checksums_file=checksums_file
+            report_file,
+            junit_file,
+            manifest_file=manifest_file,
+            checksums_file=checksums_file,
+            mlmodel_file=mlmodel_file,
         )
         # The files at the seal's paths are this run's seal, or nothing: an earlier run's seal left
         # there would pass for this one's when this one fails or refuses an incomplete model.
-        _remove_earlier_seal(manifest_file, checksums_file)
+        _remove_earlier_seal(manifest_file, mlmodel_file, checksums_file)
         tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
         if verbose:
             _log(f"sealing {model} {version_or_stage!r} on {redact(tracking)}")
@@ -450,6 +504,7 @@ def run_seal(
             tracking_uri=tracking,
             registry_uri=registry,
             download_dir=download_dir,
+            record_tag=record_tag,
             timeout=timeout,
             retries=retries,
             on_progress=progress,
@@ -463,7 +518,10 @@ def run_seal(
         report = error_report("seal", exc, options, servers, OPTION_NAMES.get())
         return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
     progress.finish()
-    report = finalized(seal_report(result, options, manifest_file, checksums_file), run_nonce)
+    written_mlmodel = mlmodel_file if mlmodel_file in written else None
+    report = finalized(
+        seal_report(result, options, manifest_file, checksums_file, written_mlmodel), run_nonce
+    )
     kept = result.download_dir if result.download_dir_kept else None
     exit_code = EXIT_USAGE
     try:
@@ -484,23 +542,35 @@ def _remove_earlier_seal(*paths: str | None) -> None:
 
 
 def _write_seal(result: SealResult, manifest_file: str, checksums_file: str | None) -> list[str]:
-    """The manifest (and the checksums): both written whole, or neither (ReportPathError)."""
+    """The manifest, the sealed MLmodel next to it (when its text gives back the sealed bytes) and
+    the checksums: all written whole, or none (ReportPathError)."""
     from . import oms
-    from .report.files import write_text_atomically
+    from .core import sealed_mlmodel_path
+    from .report.files import write_bytes_atomically
 
     written: list[str] = []
-    for option, path, text in (
-        ("{option:manifest_file}", manifest_file, oms.statement_json(result.files, result.subject_name)),
+    sealed_mlmodel = result.sealed_mlmodel
+    for option, path, data in (
+        (
+            "{option:manifest_file}",
+            manifest_file,
+            oms.statement_json(result.files, result.subject_name).encode("utf-8"),
+        ),
+        (
+            "{option:manifest_file}",
+            str(sealed_mlmodel_path(manifest_file)) if sealed_mlmodel is not None else None,
+            sealed_mlmodel or b"",
+        ),
         (
             "{option:checksums_file}",
             checksums_file,
-            oms.checksums_text(result.files) if checksums_file else "",
+            oms.checksums_text(result.files).encode("utf-8") if checksums_file else b"",
         ),
     ):
         if not path:
             continue
         try:
-            write_text_atomically(text, path, option)
+            write_bytes_atomically(data, path, option)
         except (OSError, VersionCheckError) as exc:
             _remove_earlier_seal(*written)
             if isinstance(exc, VersionCheckError):
@@ -518,7 +588,12 @@ def run_verify(
     *,
     model: str,
     version_or_stage: str,
-    expect_digest: str,
+    manifest_file: str | None,
+    signature_file: str | None,
+    public_key_file: str | None,
+    expect_digest: str | None,
+    recorded_tag: bool,
+    strict: bool,
     download_dir: str | None,
     report_file: str | None,
     junit_file: str | None,
@@ -529,7 +604,7 @@ def run_verify(
     verbose: bool,
     run_nonce: str | None = None,
 ) -> int:
-    """Verify a version's registry model against its expected root digest; return the exit code."""
+    """Verify a version's registry model against its one reference; return the exit code."""
     from .core import resolve_server_uris, verify_model_version
     from .report.document import error_report, finalized, verify_report
     from .report.terminal import verify_summary
@@ -540,7 +615,12 @@ def run_verify(
         "version_or_stage": version_or_stage,
         "tracking_uri": shown_tracking,
         "registry_uri": shown_registry,
+        "manifest_file": manifest_file,
+        "signature_file": signature_file,
+        "public_key_file": public_key_file,
         "expect_digest": expect_digest,
+        "recorded_tag": recorded_tag,
+        "strict": strict,
         "download_dir": download_dir,
         "report_file": report_file,
         "junit_file": junit_file,
@@ -556,7 +636,12 @@ def run_verify(
         result = verify_model_version(
             model,
             version_or_stage,
+            manifest_file=manifest_file,
+            signature_file=signature_file,
+            public_key_file=public_key_file,
             expect_digest=expect_digest,
+            recorded_tag=recorded_tag,
+            strict=strict,
             tracking_uri=tracking,
             registry_uri=registry,
             download_dir=download_dir,
@@ -759,6 +844,7 @@ def seal_command(
     version_or_stage: VersionOrStageOption,
     manifest_file: ManifestFileOption,
     checksums_file: ChecksumsFileOption = None,
+    record_tag: RecordTagOption = False,
     download_dir: DownloadDirOption = None,
     report_file: ReportFileOption = None,
     junit_file: JunitFileOption = None,
@@ -781,6 +867,7 @@ def seal_command(
         version_or_stage=version_or_stage,
         manifest_file=manifest_file,
         checksums_file=checksums_file,
+        record_tag=record_tag,
         download_dir=download_dir,
         report_file=report_file,
         junit_file=junit_file,
@@ -796,7 +883,12 @@ def seal_command(
 def verify_command(
     model: ModelOption,
     version_or_stage: VersionOrStageOption,
-    expect_digest: ExpectDigestOption,
+    manifest_file: ReferenceManifestOption = None,
+    signature: SignatureOption = None,
+    public_key: PublicKeyOption = None,
+    expect_digest: ExpectDigestOption = None,
+    recorded_tag: RecordedTagOption = False,
+    strict: StrictOption = False,
     download_dir: DownloadDirOption = None,
     report_file: ReportFileOption = None,
     junit_file: JunitFileOption = None,
@@ -808,16 +900,23 @@ def verify_command(
     run_nonce: RunNonceOption = None,
     version: VersionFlag = False,
 ) -> int:
-    """Verify a model version: hash its registry model now and prove its contents are the ones sealed
-    (its OMS root digest equals --expect-digest; a root does not cover file names, see the README).
+    """Verify a model version: hash its registry model now and prove it is the one approved, against
+    exactly one reference: --manifest-file, --signature with --public-key, --expect-digest or
+    --recorded-tag.
 
-    Exit codes: 0 the same contents, 1 drift (the root digest differs), 2 wrong invocation or a
-    malformed digest, 3 could not verify.
+    Exit codes: 0 the same files, 1 drift (every changed, missing and extra file named when the
+    reference lists files) or a signature that does not verify, 2 wrong invocation or an unreadable
+    or malformed reference, 3 could not verify.
     """
     return run_verify(
         model=model,
         version_or_stage=version_or_stage,
+        manifest_file=manifest_file,
+        signature_file=signature,
+        public_key_file=public_key,
         expect_digest=expect_digest,
+        recorded_tag=recorded_tag,
+        strict=strict,
         download_dir=download_dir,
         report_file=report_file,
         junit_file=junit_file,

@@ -6,7 +6,7 @@ import datetime
 import math
 import posixpath
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -14,6 +14,7 @@ import yaml
 
 from .errors import NativeModelNotFound
 from .manifest import FileEntry, Manifest, total_bytes, tree_digest
+from .oms import is_ignored
 
 MLMODEL = "MLmodel"
 REGISTERED_MODEL_META = "registered_model_meta"
@@ -300,6 +301,106 @@ def compare_trees(
         right=summarize(right),
         differences=tuple(differences),
         ignored=tuple(ignored),
+        strict=strict,
+    )
+
+
+ReferenceDifferenceKind = Literal["changed", "missing", "extra"]
+
+
+@dataclass(frozen=True)
+class ReferenceDifference:
+    """One path where a model is not what its reference (an OMS statement) lists: its digest
+    changed, the file is missing, or it is extra (not listed)."""
+
+    path: str
+    kind: ReferenceDifferenceKind
+    expected_sha256: str | None
+    actual: FileEntry | None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceComparison:
+    """The verdict on a model against the files its reference lists."""
+
+    equals: bool
+    differences: tuple[ReferenceDifference, ...]
+    ignored: tuple[IgnoredItem, ...]
+    compared_files: int
+    strict: bool
+
+
+def compare_with_reference(
+    expected: Mapping[str, str],
+    actual: Manifest,
+    *,
+    ignore_paths: Collection[str] = (),
+    actual_mlmodel: MLmodelSource = None,
+    sealed_mlmodel: MLmodelSource = None,
+    sealed_mlmodel_problem: str | None = None,
+    strict: bool = False,
+) -> ReferenceComparison:
+    """Compare a model's files with the digests a reference lists, every difference named.
+
+    MLflow's `registered_model_meta` is left out on both sides, as a seal leaves it out; the model's
+    files under the reference's `ignore_paths` are not compared. Both are reported. Unless `strict`,
+    an MLmodel whose digest differs is compared by content with `sealed_mlmodel`, the sealed MLmodel's
+    text (the caller has checked its digest is the listed one), under the rule compare uses: only
+    identity fields may differ. Without it, a changed MLmodel is a difference, with
+    `sealed_mlmodel_problem` (or that no sealed copy was found) as its note.
+    """
+    ignored: list[IgnoredItem] = []
+    model, had_meta = without_registry_meta(actual)
+    listed = {path: digest for path, digest in expected.items() if path != REGISTERED_MODEL_META}
+    if had_meta or len(listed) != len(expected):
+        ignored.append(
+            IgnoredItem(
+                path=REGISTERED_MODEL_META,
+                rule="registry-download-metadata",
+                left="listed" if len(listed) != len(expected) else "not listed",
+                right="present" if had_meta else "absent",
+            )
+        )
+    for path in sorted(model):
+        if is_ignored(path, ignore_paths):
+            ignored.append(IgnoredItem(path=path, rule="reference-ignore-paths", right=model[path].sha256))
+    model = {path: entry for path, entry in model.items() if not is_ignored(path, ignore_paths)}
+    differences: list[ReferenceDifference] = []
+    for path in sorted(set(listed) | set(model)):
+        digest, entry = listed.get(path), model.get(path)
+        if entry is None:
+            differences.append(ReferenceDifference(path, "missing", digest, None))
+        elif digest is None:
+            differences.append(ReferenceDifference(path, "extra", None, entry))
+        elif digest != entry.sha256:
+            if path == MLMODEL and not strict:
+                if sealed_mlmodel is None:
+                    note = sealed_mlmodel_problem or (
+                        "no copy of the sealed MLmodel was found to compare its content with (seal "
+                        "writes one next to the manifest)"
+                    )
+                    differences.append(ReferenceDifference(path, "changed", digest, entry, note))
+                    continue
+                same, mlmodel_ignored, note = _compare_mlmodel(sealed_mlmodel, actual_mlmodel)
+                if same:
+                    ignored.extend(
+                        mlmodel_ignored
+                        or [
+                            IgnoredItem(
+                                path=MLMODEL, rule="mlmodel-same-content", left=digest, right=entry.sha256
+                            )
+                        ]
+                    )
+                    continue
+                differences.append(ReferenceDifference(path, "changed", digest, entry, note))
+            else:
+                differences.append(ReferenceDifference(path, "changed", digest, entry))
+    return ReferenceComparison(
+        equals=not differences,
+        differences=tuple(differences),
+        ignored=tuple(ignored),
+        compared_files=len(set(listed) & set(model)),
         strict=strict,
     )
 

@@ -6,7 +6,9 @@ It never prints and never exits; failures are the named errors of errors.py.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
+import hashlib
 import os
 import secrets
 import shutil
@@ -18,18 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import databricks
+from . import databricks, oms
 from .comparison import (
     MLMODEL,
     MLmodel,
     compare_trees,
+    compare_with_reference,
     narrow_both,
     summarize,
     with_native,
     without_registry_meta,
 )
 from .config import SERVER_KEYS, CompareConfig, load_config, uri_problem, validate_config
-from .errors import InvalidOption, VersionCheckError
+from .errors import InvalidOption, ManifestError, SignatureMismatch, VersionCheckError
 from .integrity import check_integrity
 from .pool import (
     PRIVATE_PATHS,
@@ -42,7 +45,7 @@ from .pool import (
     label_of,
     plan_downloads,
 )
-from .protocol import LocatedVersion, ModelManifest, RegistryVersion
+from .protocol import LocatedVersion, ModelManifest, RegistryVersion, VersionTag
 from .results import (
     CheckResult,
     CompareResult,
@@ -166,6 +169,8 @@ class Inspection:
     timings: dict[str, float]
     # The versions as the registry described them (what an error report keeps).
     resolved: dict[str, RegistryVersion]
+    # The model version tags set once the downloads were judged (tags_to_record).
+    recorded_tags: tuple[VersionTag, ...] = ()
 
     def timings_with(self, compare_started: float, started: float) -> dict[str, float]:
         """These timings plus the comparison's and the run's total, as of now (monotonic clock)."""
@@ -181,12 +186,15 @@ def inspect_versions(
     on_progress: ProgressCallback | None = None,
     on_log: LogCallback | None = None,
     private_paths: Sequence[Path] = (),
+    tags_to_record: Callable[[Inspection], Sequence[VersionTag]] | None = None,
 ) -> Inspection:
     """Resolve, locate and download the roles of each wanted version; one worker per server.
 
     `destination(key, role)` gives the local directory of a download. Versions on the same server
     share one worker; a storage location is downloaded once. `private_paths` (a temporary download
     area) are removed by a worker that finds its parent killed (SIGKILL leaves no `finally`).
+    `tags_to_record`, given the inspection, names the model version tags to set then (seal
+    --record-tag), by the same workers.
     """
     servers: list[ServerSpec] = []
     for item in wanted:
@@ -213,7 +221,10 @@ def inspect_versions(
         located = pool.locate_all()
         plan = plan_downloads(located, keys, roles, lambda key, role: str(destination(key, role)))
         manifests = pool.download_all(plan)
-    return assemble(wanted, roles, located, plan, manifests)
+        inspection = assemble(wanted, roles, located, plan, manifests)
+        to_record = tuple(tags_to_record(inspection)) if tags_to_record else ()
+        pool.finish_all(to_record)
+    return dataclasses.replace(inspection, recorded_tags=to_record)
 
 
 def assemble(
@@ -328,6 +339,7 @@ def _one_version(
     retries: int,
     on_progress: ProgressCallback | None,
     on_log: LogCallback | None,
+    tags_to_record: Callable[[Inspection], Sequence[VersionTag]] | None = None,
 ) -> Iterator[tuple[Inspection, DownloadArea]]:
     """One version's `roles`, resolved and downloaded into a fresh download area (check, seal): the
     inspection and its area, which stays until the caller is done with the files."""
@@ -341,6 +353,7 @@ def _one_version(
                 on_progress=on_progress,
                 on_log=on_log,
                 private_paths=() if area.kept else (area.path,),
+                tags_to_record=tags_to_record,
             ),
             area,
         )
@@ -506,6 +519,7 @@ def seal_model_version(
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
     download_dir: str | os.PathLike[str] | None = None,
+    record_tag: bool = False,
     timeout: float = 30.0,
     retries: int = 2,
     on_progress: ProgressCallback | None = None,
@@ -516,13 +530,23 @@ def seal_model_version(
     The result's `root_digest` and `files` are the seal: `oms.statement(result.files, ...)` is its
     OpenSSF Model Signing manifest. `result.equals` is False when the model is not a complete MLflow
     model (its integrity problems say why): a seal of a broken model would approve it.
-    Raises a subclass of `VersionCheckError` when the version cannot be read or downloaded.
+    `record_tag` also sets the version's tag `oms.SEAL_TAG` to `sha256:<root digest>` (on the version
+    number resolved, once the model is judged complete; never on a refused one).
+    Raises a subclass of `VersionCheckError` when the version cannot be read or downloaded, or
+    the tag cannot be set.
     """
-    from .oms import root_digest
-
     validate_name_and_version(model, version_or_stage)
     validate_timeouts(timeout, retries)
     tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
+
+    def seal_tag(inspection: Inspection) -> list[VersionTag]:
+        hashed = inspection.models["version"]["reg_model"]
+        if not record_tag or not hashed.integrity.ok:
+            return []
+        version = inspection.versions["version"]
+        root = oms.root_digest(without_registry_meta(hashed.manifest)[0])
+        return [VersionTag("version", version.name, version.version, oms.SEAL_TAG, oms.DIGEST_PREFIX + root)]
+
     started = time.monotonic()
     with _one_version(
         model,
@@ -536,6 +560,7 @@ def seal_model_version(
         retries=retries,
         on_progress=on_progress,
         on_log=on_log,
+        tags_to_record=seal_tag,
     ) as (inspection, area):
         hashed = inspection.models["version"]["reg_model"]
         files = without_registry_meta(hashed.manifest)[0]
@@ -543,18 +568,190 @@ def seal_model_version(
             version=inspection.versions["version"],
             model=hashed,
             files=files,
-            root_digest=root_digest(files),
+            root_digest=oms.root_digest(files),
             download_dir=str(area.path),
             download_dir_kept=area.kept,
             timings={**inspection.timings, "total_seconds": time.monotonic() - started},
+            recorded_tag=oms.SEAL_TAG if inspection.recorded_tags else None,
         )
+
+
+# The largest reference file read (a manifest of a model of a million files is about 150 MB).
+REFERENCE_MAX_BYTES = 512 * 1024 * 1024
+
+
+def _read_reference_file(path: str | os.PathLike[str], what: str, option: str) -> str:
+    """A reference file's text; ManifestError (exit 2) when it cannot be read as UTF-8 text."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(REFERENCE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError(
+            f"cannot read the {what} {path}: {exc.strerror or exc}",
+            cause="a wrong path, or a file the job cannot read",
+            fix=f"give {option} the path of the file `seal` (or model_signing) wrote.",
+        ) from exc
+    if len(data) > REFERENCE_MAX_BYTES:
+        raise ManifestError(
+            f"the {what} {path} is larger than {REFERENCE_MAX_BYTES // (1024 * 1024)} MB",
+            cause="a file other than an OMS statement",
+            fix=f"give {option} the path of the file `seal` (or model_signing) wrote.",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"the {what} {path} is not UTF-8 text",
+            cause="a file other than an OMS statement, or one damaged in copying",
+            fix=f"give {option} the path of the file `seal` (or model_signing) wrote.",
+        ) from exc
+
+
+def sealed_mlmodel_path(reference_file: str | os.PathLike[str]) -> Path:
+    """Where a seal keeps its copy of the sealed MLmodel: next to the manifest, `<manifest>.MLmodel`."""
+    return Path(os.fspath(reference_file) + oms.SEALED_MLMODEL_SUFFIX)
+
+
+def _sealed_mlmodel(
+    reference: oms.Reference, reference_file: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """The sealed MLmodel's text for the MLmodel rule, its path, or why none is used.
+
+    A copy is trusted only when its SHA-256 is the MLmodel digest the reference lists: the reference
+    (signed, or kept by the approver) vouches for it, so an edited copy is not used.
+    """
+    if reference_file is None or reference.files is None or MLMODEL not in reference.files:
+        return None, None, None
+    path = sealed_mlmodel_path(reference_file)
+    if not path.is_file() or path.is_symlink():
+        return None, None, None
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MLMODEL_COPY_MAX_BYTES + 1)
+    except OSError as exc:
+        return None, None, f"the sealed MLmodel copy {path} cannot be read ({exc.strerror or exc})"
+    if hashlib.sha256(data).hexdigest() != reference.files[MLMODEL]:
+        return (
+            None,
+            None,
+            (
+                f"the sealed MLmodel copy {path} is not the MLmodel the reference lists (its SHA-256 "
+                "differs), so it was not used"
+            ),
+        )
+    try:
+        return data.decode("utf-8"), str(path), None
+    except UnicodeDecodeError:
+        return None, None, f"the sealed MLmodel copy {path} is not UTF-8 text, so it was not used"
+
+
+# MLmodel files are kilobytes; the worker reads none larger than this either.
+MLMODEL_COPY_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _GivenReference:
+    """The reference a verify was given, read before anything is downloaded."""
+
+    kind: str
+    source: str
+    reference: oms.Reference | None  # None: a recorded tag (read with the version), or a bad signature
+    file: str | None = None
+    signature_verified: bool | None = None
+    problem: str | None = None
+
+
+def _refuse_unless_one_reference(
+    given: Mapping[str, object], signature_file: object, public_key: object
+) -> None:
+    named = [name for name, value in given.items() if value not in (None, "", False)]
+    if len(named) != 1:
+        shown = " and ".join("{option:" + name + "}" for name in named)
+        raise InvalidOption(
+            "verify needs exactly one reference, " + (f"got {shown}" if named else "got none"),
+            cause="a reference is what the model is verified against",
+            fix="give one of {option:manifest_file}, {option:signature_file} (with "
+            "{option:public_key_file}), {option:expect_digest} or {option:recorded_tag}.",
+            what_names_options=True,
+        )
+    if (signature_file in (None, "")) != (public_key in (None, "")):
+        missing = "public_key_file" if public_key in (None, "") else "signature_file"
+        raise InvalidOption(
+            "{option:signature_file} and {option:public_key_file} go together; {option:"
+            + missing
+            + "} is missing",
+            cause="a signature is verified with the public key paired with the key that signed",
+            fix="give both, or another reference.",
+            what_names_options=True,
+        )
+
+
+def _given_reference(
+    manifest_file: str | None,
+    signature_file: str | None,
+    public_key_file: str | None,
+    expect_digest: str | None,
+) -> _GivenReference:
+    """Read and check the one reference given (ManifestError, exit 2, when it is unusable)."""
+    if manifest_file:
+        text = _read_reference_file(manifest_file, "manifest file", "{option:manifest_file}")
+        statement = oms.read_statement(text, source=f"the manifest file {manifest_file}")
+        found = _GivenReference("manifest", manifest_file, statement, file=manifest_file)
+    elif signature_file and public_key_file:
+        try:
+            signed = oms.verify_signature(signature_file, public_key_file)
+        except SignatureMismatch as exc:
+            # A verdict, not a failure to verify: the model is not proven. It is still hashed, so
+            # that the report says which version was checked and what its root digest is now.
+            problem = exc.what + (f" ({exc.cause})" if exc.cause else "")
+            return _GivenReference("signature", signature_file, None, signature_file, False, problem)
+        found = _GivenReference(
+            "signature", signature_file, signed, file=signature_file, signature_verified=True
+        )
+    elif expect_digest:
+        digest = expect_digest.strip()
+        return _GivenReference("digest", digest, oms.Reference(files=None, root=oms.read_digest(digest)))
+    else:
+        return _GivenReference("recorded-tag", oms.SEAL_TAG, None)
+    if found.reference is not None and not found.reference.files:
+        raise ManifestError(
+            f"the {found.kind} {found.source} lists no file: it would verify any model",
+            cause="a statement made of an empty folder, or one whose files were all ignored",
+            fix="seal the version again, or give the reference made of the model.",
+        )
+    return found
+
+
+def _recorded_reference(version: ModelVersionInfo) -> oms.Reference:
+    """The root digest `seal --record-tag` stored in the version's tag (ManifestError, exit 2, when
+    there is none or it is malformed)."""
+    try:
+        if version.seal_tag is None:
+            raise ManifestError(
+                f"version {version.version} of '{version.name}' has no tag {oms.SEAL_TAG}",
+                cause="it was not sealed with {option:record_tag}, or the tag was removed",
+                fix="seal it with {option:record_tag}, or give another reference.",
+            )
+        try:
+            return oms.Reference(files=None, root=oms.read_digest(version.seal_tag.strip()))
+        except ManifestError as exc:
+            exc.what = f"the tag {oms.SEAL_TAG} of version {version.version} of '{version.name}': {exc.what}"
+            raise
+    except ManifestError as exc:
+        exc.resolved["version"] = version
+        raise
 
 
 def verify_model_version(
     model: str,
     version_or_stage: str,
     *,
-    expect_digest: str,
+    manifest_file: str | os.PathLike[str] | None = None,
+    signature_file: str | os.PathLike[str] | None = None,
+    public_key_file: str | os.PathLike[str] | None = None,
+    expect_digest: str | None = None,
+    recorded_tag: bool = False,
+    strict: bool = False,
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
     download_dir: str | os.PathLike[str] | None = None,
@@ -563,14 +760,42 @@ def verify_model_version(
     on_progress: ProgressCallback | None = None,
     on_log: LogCallback | None = None,
 ) -> VerifyResult:
-    """Prove that a version's registry model is still the one sealed: its OMS root digest, hashed
-    now as it streams, equals `expect_digest` (`sha256:<hex>`, as `seal` printed it).
+    """Prove that a version's registry model is still the one approved, against exactly one reference:
 
-    A malformed digest is refused (ManifestError, exit 2) before anything is downloaded.
+    - `manifest_file`: an OMS statement (`seal`'s, or any OMS v1.0 `files` statement): every file's
+      digest; each changed, missing and extra file is named;
+    - `signature_file` with `public_key_file`: an OMS Sigstore bundle signed with a key (`model_signing
+      sign key`): the signature is verified (a signature that does not verify fails the model), then
+      the files it lists, as for a manifest;
+    - `expect_digest`: the root digest `sha256:<hex>` seal printed, matched exactly;
+    - `recorded_tag`: the root digest `seal --record-tag` stored in the version's tag `oms.SEAL_TAG`.
+
+    A changed MLmodel is compared by content (only identity fields may differ: a copy of the version
+    on another server verifies) when the reference lists files and the sealed MLmodel copy
+    (`<reference file>.MLmodel`, seal writes it) is found and is the one listed; `strict` compares
+    every file's bytes. A missing, unreadable or malformed reference is refused (ManifestError,
+    exit 2) before anything is downloaded, but for a recorded tag, which is read with the version.
     """
-    from .oms import read_digest
-
-    expected = read_digest(expect_digest.strip())
+    paths = [
+        os.fspath(path) if path is not None else None
+        for path in (manifest_file, signature_file, public_key_file)
+    ]
+    _refuse_unless_one_reference(
+        {
+            "manifest_file": paths[0],
+            "signature_file": paths[1],
+            "expect_digest": expect_digest,
+            "recorded_tag": recorded_tag,
+        },
+        paths[1],
+        paths[2],
+    )
+    validate_name_and_version(model, version_or_stage)
+    validate_timeouts(timeout, retries)
+    given = _given_reference(paths[0], paths[1], paths[2], expect_digest)
+    sealed_text, sealed_file, sealed_problem = (
+        _sealed_mlmodel(given.reference, given.file) if given.reference is not None else (None, None, None)
+    )
     current = seal_model_version(
         model,
         version_or_stage,
@@ -582,4 +807,28 @@ def verify_model_version(
         on_progress=on_progress,
         on_log=on_log,
     )
-    return VerifyResult(current=current, expected_root=expected)
+    reference = given.reference
+    if reference is None and given.kind == "recorded-tag":
+        reference = _recorded_reference(current.version)
+    comparison = None
+    if reference is not None and reference.files is not None:
+        comparison = compare_with_reference(
+            reference.files,
+            current.model.manifest,
+            ignore_paths=reference.ignore_paths,
+            actual_mlmodel=current.model.mlmodel or current.model.mlmodel_text,
+            sealed_mlmodel=sealed_text,
+            sealed_mlmodel_problem=sealed_problem,
+            strict=strict,
+        )
+    return VerifyResult(
+        current=current,
+        reference=reference,
+        kind=given.kind,
+        source=given.source,
+        comparison=comparison,
+        strict=strict,
+        sealed_mlmodel_file=sealed_file,
+        signature_verified=given.signature_verified,
+        problem=given.problem,
+    )

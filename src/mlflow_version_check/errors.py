@@ -44,13 +44,24 @@ OPTIONS = (
     "manifest_file",
     "checksums_file",
     "expect_digest",
+    "signature_file",
+    "public_key_file",
+    "recorded_tag",
+    "record_tag",
 )
-CLI_NAMES: Mapping[str, str] = {name: "--" + name.replace("_", "-") for name in OPTIONS}
+# Options whose CLI name is not their parameter's (the and model_signing's spelling).
+CLI_SPELLING = {"signature_file": "--signature", "public_key_file": "--public-key"}
+CLI_NAMES: Mapping[str, str] = {
+    name: CLI_SPELLING.get(name, "--" + name.replace("_", "-")) for name in OPTIONS
+}
 # The action's inputs; the options it has no input for keep their CLI names (the action cannot set
 # them, but the message still says what would help where the tool runs as a CLI).
 ACTION_WITHOUT_INPUT = frozenset({"timeout", "retries", "verbose"})
+ACTION_SPELLING = {"public_key_file": "public-key"}
 ACTION_NAMES: Mapping[str, str] = {
-    name: CLI_NAMES[name] if name in ACTION_WITHOUT_INPUT else f"the {name.replace('_', '-')} input"
+    name: CLI_NAMES[name]
+    if name in ACTION_WITHOUT_INPUT
+    else f"the {ACTION_SPELLING.get(name, name.replace('_', '-'))} input"
     for name in OPTIONS
 }
 

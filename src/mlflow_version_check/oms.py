@@ -49,6 +49,11 @@ BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 # What model_signing ignores unless told otherwise (`--no-ignore-git-paths`), as it writes them.
 DEFAULT_IGNORE_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
 DIGEST_PREFIX = "sha256:"
+# The model version tag `seal --record-tag` sets to the root digest and `verify --recorded-tag` reads.
+SEAL_TAG = "mlflow_version_check.seal.root_digest"
+# A seal keeps a copy of the sealed MLmodel next to its manifest, `<manifest>.MLmodel`: the manifest
+# lists only its digest, and a copy of the version (new run id, new timestamps) verifies by content.
+SEALED_MLMODEL_SUFFIX = ".MLmodel"
 # The curves model_signing signs and verifies with (its sign_ec_key module).
 SIGNING_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 

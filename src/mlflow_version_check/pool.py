@@ -34,6 +34,8 @@ from .protocol import (
     PlannedDownload,
     RegistryVersion,
     Request,
+    TagPlan,
+    VersionTag,
     WantedVersion,
 )
 from .redact import redact
@@ -236,7 +238,9 @@ class Worker:
 
     # -- phases --------------------------------------------------------------------------------
 
-    def _next(self, wanted: type[protocol.Located] | type[protocol.Downloaded]) -> Any:
+    def _next(
+        self, wanted: type[protocol.Located] | type[protocol.Downloaded] | type[protocol.TagsRecorded]
+    ) -> Any:
         prefix = f"{self.label}: " if self.label else ""
         while True:
             event = self.events.get()
@@ -269,9 +273,18 @@ class Worker:
         self._send(protocol.encode(plan))
 
     def wait_downloaded(self) -> protocol.Downloaded:
+        """Block until the planned downloads are done; the worker then waits for phase 3."""
         result: protocol.Downloaded = self._next(protocol.Downloaded)
-        self.finish()
         return result
+
+    def record(self, tags: Sequence[VersionTag]) -> None:
+        """Phase 3: set `tags` (none: just let the worker end), then end the worker."""
+        if tags:
+            self._send(protocol.encode(TagPlan(tuple(tags))))
+            recorded: protocol.TagsRecorded = self._next(protocol.TagsRecorded)
+            if set(recorded.tags) != set(tags):
+                raise WorkerCrashed("internal error: the worker recorded other tags than it was asked to")
+        self.finish()
 
     def abort(self) -> None:
         """Tell the worker to stop before downloading; one still busy resolving (a server that does
@@ -316,7 +329,8 @@ class Worker:
 
 
 class WorkerPool:
-    """The workers of one run, one per server: `locate_all()`, then `download_all(plan)`.
+    """The workers of one run, one per server: `locate_all()`, `download_all(plan)`, then
+    `finish_all(tags)` (leaving the context normally calls it without tags).
 
     Use it as a context manager: leaving it (normally, on an error or on an interruption) ends
     every worker and its process group. `worker_module` is the program each worker runs (`python -m`
@@ -371,6 +385,8 @@ class WorkerPool:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
+        if kind is None:
+            self.finish_all()  # workers wait for phase 3 after their downloads: let them end cleanly
         for worker in self._started:
             worker.kill()
 
@@ -412,6 +428,16 @@ class WorkerPool:
             for manifest in downloaded.manifests:
                 manifests[(manifest.key, manifest.role)] = manifest
         return manifests
+
+    def finish_all(self, tags: Sequence[VersionTag] = ()) -> None:
+        """Phase 3: each worker sets its versions' `tags` (most have none), then every worker ends."""
+        try:
+            for index, worker in enumerate(self._started):
+                worker.record([tag for tag in tags if self._worker_of[tag.key] == index])
+        except VersionCheckError as error:
+            for other in self._started:
+                other.kill()
+            raise self._with_resolved(error) from None
 
     def _with_resolved(self, error: VersionCheckError) -> VersionCheckError:
         """Every version any worker had resolved, into the error (a failing side knows only its own)."""

@@ -5,7 +5,7 @@ place that turns them into values and back. Each message is a frozen dataclass w
 JSON-ready dict) and `from_json` (its inverse, which refuses a message that lacks a field, so that a
 mismatch between parent and worker is a clear internal error rather than a wrong verdict).
 
-The conversation, in two phases (DESIGN.md, "one worker process per server"):
+The conversation, in two phases and an optional third (DESIGN.md, "one worker process per server"):
 
 1. parent -> worker: a `Request` (the server, the roles, the versions to resolve).
    worker -> parent: a `Resolved` event per version as soon as it is known (so that an error report
@@ -13,6 +13,9 @@ The conversation, in two phases (DESIGN.md, "one worker process per server"):
 2. parent -> worker: a `DownloadPlan` (what this worker downloads, and where), or an abort.
    worker -> parent: `DownloadProgress` events, then one `Downloaded` event with a `ModelManifest`
    per planned download.
+3. parent -> worker: a `TagPlan` (model version tags to set, e.g. the root digest `seal --record-tag`
+   took), or nothing (the parent closes the worker's stdin).
+   worker -> parent: one `TagsRecorded` event.
 
 A `Failure` event ends the conversation at any point; it carries the named error's structured
 fields. The manifest of a model travels as `{path: [size, sha256]}`: it is the bulk of a message
@@ -116,6 +119,9 @@ class RegistryVersion:
     # Read after the version itself; empty when a failure came between the two reads.
     download_uri: str = ""
     creation_timestamp: int | None = None
+    # The value of the version's tag `oms.SEAL_TAG` (the root digest `seal --record-tag` recorded),
+    # None when it has none.
+    seal_tag: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +136,7 @@ class RegistryVersion:
             "status": self.status,
             "download_uri": self.download_uri,
             "creation_timestamp": self.creation_timestamp,
+            "seal_tag": self.seal_tag,
         }
 
     @classmethod
@@ -147,6 +154,7 @@ class RegistryVersion:
             status=_optional_str(data.get("status")),
             download_uri=str(data.get("download_uri") or ""),
             creation_timestamp=None if timestamp is None else int(timestamp),
+            seal_tag=_optional_str(data.get("seal_tag")),
         )
 
 
@@ -281,6 +289,45 @@ class ModelManifest:
         )
 
 
+@dataclass(frozen=True)
+class VersionTag:
+    """A model version tag to set: on version `version` of `name` (a number, never an alias that
+    may have moved since), the version the worker resolved for `key`."""
+
+    key: str
+    name: str
+    version: str
+    tag: str
+    value: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "version": self.version,
+            "tag": self.tag,
+            "value": self.value,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VersionTag:
+        return cls(*(str(_field(data, name)) for name in ("key", "name", "version", "tag", "value")))
+
+
+@dataclass(frozen=True)
+class TagPlan:
+    """Phase 3: the tags one worker sets once the parent has judged the downloads."""
+
+    tags: tuple[VersionTag, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tags": [tag.to_json() for tag in self.tags]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TagPlan:
+        return cls(tuple(VersionTag.from_json(item) for item in _field(data, "tags")))
+
+
 # ---------------------------------------------------------------------------------------------
 # Events: worker -> parent, one JSON object per line with its kind in "event".
 
@@ -364,6 +411,21 @@ class Downloaded:
 
 
 @dataclass(frozen=True)
+class TagsRecorded:
+    """Phase 3 done: every tag of the plan is set."""
+
+    kind: ClassVar[str] = "tagged"
+    tags: tuple[VersionTag, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, "tags": [tag.to_json() for tag in self.tags]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TagsRecorded:
+        return cls(tuple(VersionTag.from_json(item) for item in _field(data, "tags")))
+
+
+@dataclass(frozen=True)
 class Failure:
     """The worker stopped with a named error (errors.py); the fields of its one-line message."""
 
@@ -390,13 +452,13 @@ class Failure:
         return error_class.from_fields(self.fields, prefix=f"{label}: " if label else "")
 
 
-Event = Resolved | Located | DownloadProgress | Downloaded | Failure
+Event = Resolved | Located | DownloadProgress | Downloaded | TagsRecorded | Failure
 EVENTS: dict[str, Any] = {
-    event.kind: event for event in (Resolved, Located, DownloadProgress, Downloaded, Failure)
+    event.kind: event for event in (Resolved, Located, DownloadProgress, Downloaded, TagsRecorded, Failure)
 }
 
 
-def encode(message: Request | DownloadPlan | Event) -> str:
+def encode(message: Request | DownloadPlan | TagPlan | Event) -> str:
     """One line of the wire (no newline inside: JSON escapes it)."""
     return json.dumps(message.to_json())
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from .comparison import MLmodel, TreeComparison, TreeSummary
+from .comparison import MLMODEL, MLmodel, ReferenceComparison, TreeComparison, TreeSummary
 from .integrity import IntegrityReport
 from .manifest import FileEntry
+from .oms import Reference
 from .protocol import RegistryVersion
 
 
@@ -168,11 +170,25 @@ class SealResult:
     download_dir: str
     download_dir_kept: bool
     timings: Mapping[str, float] = field(default_factory=dict)
+    # The model version tag set to `sha256:<root_digest>` (seal --record-tag), None when none was.
+    recorded_tag: str | None = None
 
     @property
     def subject_name(self) -> str:
         """What the seal names: the version's registry URI, e.g. models:/Sklearn_Wine/3."""
         return f"models:/{self.version.name}/{self.version.version}"
+
+    @property
+    def sealed_mlmodel(self) -> bytes | None:
+        """The MLmodel file's bytes, for the copy a seal keeps next to its manifest (what lets a copy
+        of the version with a new run id verify): None when the text as read does not give back the
+        very bytes the seal lists (another encoding, CR LF line ends) or the model has no MLmodel."""
+        entry = self.files.get(MLMODEL)
+        text = self.model.mlmodel_text
+        if entry is None or text is None:
+            return None
+        data = text.encode("utf-8")
+        return data if hashlib.sha256(data).hexdigest() == entry.sha256 else None
 
     @property
     def equals(self) -> bool:
@@ -184,22 +200,43 @@ class SealResult:
         return "passed" if self.equals else "failed"
 
 
+# What a verify checks against: an OMS statement in a file, a signed one, a root digest as given,
+# or the root digest recorded in the version's tag.
+REFERENCE_KINDS = ("manifest", "signature", "digest", "recorded-tag")
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     """A version's registry model, hashed now, against the reference it was approved with.
 
-    The reference is today an expected OMS root digest (hex), matched exactly. A root covers the
-    files' contents in path order, not their names: files renamed in a way that keeps the order give
-    the same root (README, "verify"); a manifest reference, which names each file, closes that.
+    A reference that lists files (`manifest`, `signature`) is compared file by file (`comparison`:
+    every changed, missing and extra file named; MLmodel by content unless strict, when the sealed
+    copy is at hand). A root digest alone (`digest`, `recorded-tag`) is matched exactly: it covers the
+    files' contents in path order, not their names, and cannot tell which file changed.
     """
 
     current: SealResult
-    expected_root: str
-    reference_kind: str = "digest"
+    # None when the reference could not be trusted: a signature that does not verify.
+    reference: Reference | None
+    kind: str
+    # The reference's file (manifest, signature bundle), or the tag it was read from.
+    source: str
+    comparison: ReferenceComparison | None
+    strict: bool
+    # The sealed MLmodel copy used for the MLmodel rule (its path), None when none was.
+    sealed_mlmodel_file: str | None = None
+    # A signature reference: whether its signature verified (None for other kinds).
+    signature_verified: bool | None = None
+    # Why the model fails before any file is compared (the signature does not verify).
+    problem: str | None = None
 
     @property
     def equals(self) -> bool:
-        return self.current.root_digest == self.expected_root
+        if self.reference is None or self.problem is not None or self.signature_verified is False:
+            return False
+        if self.comparison is not None:
+            return self.comparison.equals
+        return self.current.root_digest == self.reference.root
 
     @property
     def status(self) -> str:

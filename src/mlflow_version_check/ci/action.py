@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from ..errors import (
 )
 from ..pool import PRIVATE_PATHS
 from ..redact import config_secrets, redact, remember_secrets, secret_forms, secrets_in_uri
-from ..report.sections import CHECK_SECTION, SECTION_LABELS
+from ..report.sections import CHECK_SECTION, SEAL_SECTION, SECTION_LABELS, VERIFY_SECTION
 from ..untrusted import escape_controls, safe_line
 from . import workflow_commands
 from .artifact_upload import Sleep
@@ -52,6 +54,13 @@ DEFAULTS: dict[str, str] = {
     "mlflow-tracking-token": "",
     "strict": "false",
     "native-model": "",
+    "manifest-file": "",
+    "checksums-file": "",
+    "record-tag": "false",
+    "signature-file": "",
+    "public-key": "",
+    "expect-digest": "",
+    "recorded-tag": "false",
     "download-dir": "",
     "report-file": "mlflow-version-check-report.json",
     "junit-file": "",
@@ -59,6 +68,27 @@ DEFAULTS: dict[str, str] = {
     "upload-artifact": "true",
     "fail-on-difference": "true",
 }
+COMMANDS = ("check", "compare", "seal", "verify")
+# Where seal writes its manifest when the manifest-file input is empty (for verify it is the reference).
+DEFAULT_MANIFEST = "mlflow-version-check-manifest.json"
+# The copy of the sealed MLmodel that seal writes beside its manifest, at `<manifest-file>.MLmodel`.
+MLMODEL_SUFFIX = ".MLmodel"
+# The ways to name verify's reference: exactly one is given (the two signature inputs are one way).
+VERIFY_REFERENCES = ("manifest-file", "signature-file", "expect-digest", "recorded-tag")
+# Inputs that only some commands read. Given to another command, each would be silently ignored
+# while the workflow's author believes it took effect (a digest "checked", a tag "recorded"): refused.
+ONLY_FOR: dict[str, tuple[str, ...]] = {
+    "manifest-file": ("seal", "verify"),
+    "checksums-file": ("seal",),
+    "record-tag": ("seal",),
+    "signature-file": ("verify",),
+    "public-key": ("verify",),
+    "expect-digest": ("verify",),
+    "recorded-tag": ("verify",),
+    "native-model": ("check", "compare"),
+}
+PEM_START = "-----BEGIN"
+_ROOT_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 SECRET_INPUTS = ("databricks-token", "databricks-client-secret", "mlflow-tracking-token", "databricks-config")
 # Variables through which databricks-sdk silently overrides a profile's values (it reads env first),
 # and the config file the action itself provides.
@@ -205,30 +235,133 @@ def refuse_escape_from_workspace(name: str, value: str, workspace: Path) -> None
         )
 
 
-def cli_arguments(
-    inputs: Mapping[str, str], report_file: Path, junit_file: Path | None = None, run_nonce: str = ""
-) -> list[str]:
-    """The CLI invocation that the inputs describe."""
+def command_of(inputs: Mapping[str, str]) -> str:
+    """The command input, checked: check, compare, seal or verify."""
     command = inputs["command"].strip().lower()
-    if command == "check":
-        if not inputs["model"] or not inputs["version-or-stage"]:
-            raise ActionInputError(
-                "command check needs the model and version-or-stage inputs. Fix: set both (e.g. "
-                "model: Sklearn_Wine, version-or-stage: production)."
-            )
-        arguments = ["check", "--model", inputs["model"], "--version-or-stage", inputs["version-or-stage"]]
-        for name in ("tracking-uri", "registry-uri"):
-            if inputs[name]:
-                arguments += [f"--{name}", inputs[name]]
-    elif command == "compare":
-        if not inputs["config-file"]:
-            raise ActionInputError(
-                "command compare needs the config-file input. Fix: set config-file: config.yaml."
-            )
-        arguments = ["compare", "--config-file", inputs["config-file"]]
-    else:
-        raise ActionInputError(f"input command is {inputs['command']!r}. Fix: use check or compare.")
-    if boolean(inputs, "strict"):
+    if command not in COMMANDS:
+        raise ActionInputError(
+            f"input command is {inputs['command']!r}. Fix: use check, compare, seal or verify."
+        )
+    return command
+
+
+def in_workspace(value: str, workspace: Path) -> Path:
+    """A path input as the CLI gets it: relative paths are in the workspace."""
+    path = Path(value)
+    return path if path.is_absolute() else workspace / path
+
+
+def manifest_input(inputs: Mapping[str, str]) -> str:
+    """The manifest-file input, with seal's default when it is empty."""
+    if inputs["command"].strip().lower() == "seal" and not inputs["manifest-file"]:
+        return DEFAULT_MANIFEST
+    return inputs["manifest-file"]
+
+
+def is_pem_text(value: str) -> bool:
+    """Whether the public-key input is the key itself (PEM text, e.g. from a secret), not a path."""
+    return value.lstrip().startswith(PEM_START)
+
+
+def refuse_inputs_of_other_commands(inputs: Mapping[str, str], command: str) -> None:
+    """Refuse an input the command would ignore where ignoring it could mislead (see ONLY_FOR)."""
+    for name, commands in ONLY_FOR.items():
+        if command in commands or inputs[name] == DEFAULTS[name]:
+            continue
+        if DEFAULTS[name] == "false" and not boolean(inputs, name):
+            continue  # an explicit "false" asks for nothing
+        users = " and ".join(commands)
+        raise ActionInputError(
+            f"input {name} does not apply to command {command}: it is read only by {users}. Likely "
+            f"cause: an input meant for another step, or the wrong command. Fix: remove {name} from "
+            f"this step, or set command to {commands[0]}."
+        )
+
+
+def verify_reference(inputs: Mapping[str, str]) -> str:
+    """verify's one reference input (the signature-file names signature-file with public-key)."""
+    given = [
+        name
+        for name in VERIFY_REFERENCES
+        if (boolean(inputs, name) if DEFAULTS[name] == "false" else bool(inputs[name]))
+    ]
+    fix = (
+        "Fix: give exactly one of manifest-file (the manifest seal wrote), signature-file with "
+        "public-key (a model_signing bundle and its key), expect-digest (sha256:<hex> as seal gave it) "
+        "or recorded-tag: true."
+    )
+    if inputs["public-key"] and "signature-file" not in given:
+        raise ActionInputError(
+            "command verify has public-key but no signature-file, and a key checks nothing alone. "
+            f"Likely cause: the signature bundle's input was left out. {fix}"
+        )
+    if not given:
+        raise ActionInputError(
+            "command verify needs a reference to verify against, and none was given. Likely cause: "
+            f"the reference input is missing or empty (an unset secret or variable is empty). {fix}"
+        )
+    if len(given) > 1:
+        raise ActionInputError(
+            f"command verify got {len(given)} references ({', '.join(given)}); it verifies against one. "
+            f"Likely cause: inputs of two verify steps in one. {fix}"
+        )
+    if given == ["signature-file"] and not inputs["public-key"]:
+        raise ActionInputError(
+            "command verify has signature-file but no public-key to check the signature with. Likely "
+            "cause: the key's input was left out, or its secret or variable is empty. Fix: set "
+            "public-key to the path of the PEM public key in the workspace, or to the PEM text itself."
+        )
+    return given[0]
+
+
+def workspace_paths(inputs: Mapping[str, str], workspace: Path) -> dict[str, str]:
+    """Each path input that this run reads or writes in the workspace, by input name (checked for
+    symlinks out of the workspace); `<manifest-file>.MLmodel`, which seal writes too, is checked
+    under manifest-file."""
+    paths = {name: inputs[name] for name in ("report-file", "junit-file", "download-dir")}
+    if manifest := manifest_input(inputs):
+        paths["manifest-file"] = manifest
+    for name in ("checksums-file", "signature-file"):
+        paths[name] = inputs[name]
+    if not is_pem_text(inputs["public-key"]):
+        paths["public-key"] = inputs["public-key"]
+    return paths
+
+
+def refuse_escapes(inputs: Mapping[str, str], workspace: Path) -> None:
+    """Every path input must stay inside the workspace (refuse_escape_from_workspace)."""
+    for name, value in workspace_paths(inputs, workspace).items():
+        refuse_escape_from_workspace(name, value, workspace)
+        if name == "manifest-file" and inputs["command"].strip().lower() == "seal":
+            refuse_escape_from_workspace(name, value + MLMODEL_SUFFIX, workspace)
+
+
+def cli_arguments(
+    inputs: Mapping[str, str],
+    report_file: Path,
+    junit_file: Path | None = None,
+    run_nonce: str = "",
+    *,
+    workspace: Path | None = None,
+    public_key_file: str | None = None,
+) -> list[str]:
+    """The CLI invocation that the inputs describe. Path inputs of seal and verify are taken in
+    `workspace` (default: the current directory); `public_key_file` is where the public-key input's
+    PEM text was written (when it is text, not a path)."""
+    command = command_of(inputs)
+    refuse_inputs_of_other_commands(inputs, command)
+    place = workspace or Path.cwd()
+    arguments = [command, *_what_arguments(command, inputs)]
+    if command == "seal":
+        arguments += ["--manifest-file", str(in_workspace(manifest_input(inputs), place))]
+        if inputs["checksums-file"]:
+            arguments += ["--checksums-file", str(in_workspace(inputs["checksums-file"], place))]
+        if boolean(inputs, "record-tag"):
+            arguments.append("--record-tag")
+    elif command == "verify":
+        arguments += _reference_arguments(inputs, place, public_key_file)
+    # strict means bytes only; a seal records bytes whatever it is, so there it changes nothing.
+    if command != "seal" and boolean(inputs, "strict"):
         arguments.append("--strict")
     for name in ("native-model", "download-dir"):
         if inputs[name]:
@@ -240,16 +373,81 @@ def cli_arguments(
     return [*arguments, "--report-file", str(report_file)]
 
 
+def _what_arguments(command: str, inputs: Mapping[str, str]) -> list[str]:
+    """What the command works on: compare's config file, or the other commands' version and server."""
+    if command == "compare":
+        if not inputs["config-file"]:
+            raise ActionInputError(
+                "command compare needs the config-file input. Fix: set config-file: config.yaml."
+            )
+        return ["--config-file", inputs["config-file"]]
+    if not inputs["model"] or not inputs["version-or-stage"]:
+        raise ActionInputError(
+            f"command {command} needs the model and version-or-stage inputs. Fix: set both (e.g. "
+            "model: Sklearn_Wine, version-or-stage: production)."
+        )
+    arguments = ["--model", inputs["model"], "--version-or-stage", inputs["version-or-stage"]]
+    for name in ("tracking-uri", "registry-uri"):
+        if inputs[name]:
+            arguments += [f"--{name}", inputs[name]]
+    return arguments
+
+
+def _reference_arguments(
+    inputs: Mapping[str, str], workspace: Path, public_key_file: str | None
+) -> list[str]:
+    """verify's reference as CLI options (exactly one, verify_reference)."""
+    reference = verify_reference(inputs)
+    if reference == "manifest-file":
+        return ["--manifest-file", str(in_workspace(inputs["manifest-file"], workspace))]
+    if reference == "signature-file":
+        key = public_key_file or str(in_workspace(inputs["public-key"], workspace))
+        return ["--signature", str(in_workspace(inputs["signature-file"], workspace)), "--public-key", key]
+    if reference == "expect-digest":
+        return ["--expect-digest", inputs["expect-digest"]]
+    return ["--recorded-tag"]
+
+
+@contextlib.contextmanager
+def public_key_file(value: str) -> Iterator[str | None]:
+    """The public-key input's PEM text in a private temporary file (0600 in a 0700 directory),
+    removed after; None when the input is a path (or empty). The key is public: the file is
+    private so that nobody can swap it for another between its writing and its reading."""
+    if not is_pem_text(value):
+        yield None
+        return
+    directory = Path(tempfile.mkdtemp(prefix="mvc-key-"))
+    PRIVATE_PATHS.append(str(directory))
+    try:
+        directory.chmod(stat.S_IRWXU)
+        key = directory / "public-key.pem"
+        descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(value.strip() + "\n")
+        yield str(key)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        PRIVATE_PATHS.remove(str(directory))
+
+
 def outputs_of(
-    report: Mapping[str, Any] | None, exit_code: int, report_path: str, artifact_id: str
+    report: Mapping[str, Any] | None,
+    exit_code: int,
+    report_path: str,
+    artifact_id: str,
+    *,
+    command: str = "check",
+    manifest_path: str = "",
 ) -> dict[str, str]:
+    """The step's outputs; seal and verify also get root-digest and manifest-path."""
+
     def flag(value: Any) -> str:
         return "" if value is None else str(bool(value)).lower()
 
     summary = (report or {}).get("Comparison_Summary") or {}
     # Passed only with this run's own report saying so: an exit code alone is no verdict.
     passed = exit_code == EXIT_EQUAL and report is not None and report.get("status") == "passed"
-    return {
+    outputs = {
         "passed": flag(passed),
         "equals": flag((report or {}).get("equals")),
         "run-model-equals": flag(summary.get("run_model")),
@@ -257,6 +455,41 @@ def outputs_of(
         "report-path": report_path,
         "artifact-id": artifact_id,
     }
+    if command in ("seal", "verify"):
+        outputs["root-digest"] = root_digest_of(report, command)
+        outputs["manifest-path"] = manifest_path
+    return outputs
+
+
+def root_digest_of(report: Mapping[str, Any] | None, command: str) -> str:
+    """seal: the root digest sealed (empty when nothing was); verify: the registry model's now."""
+    if report is None or report.get("status") == "error":
+        return ""
+    section = report.get(SEAL_SECTION if command == "seal" else VERIFY_SECTION) or {}
+    if command == "seal" and not section.get("equals"):
+        return ""  # an incomplete model: its digest was computed, but nothing was sealed
+    digest = section.get("root_digest")
+    return digest if isinstance(digest, str) and _ROOT_DIGEST.fullmatch(digest) else ""
+
+
+def seal_files(report: Mapping[str, Any] | None, manifest: Path, checksums: Path | None) -> list[Path]:
+    """The files of this run's seal that its report names, each a regular file at a path this run
+    asked for: the manifest, its MLmodel copy and the checksums (an earlier run's are never among
+    them: the CLI removes what is at the seal's paths before it seals, and the report is this run's)."""
+    section = (report or {}).get(SEAL_SECTION) or {}
+    if report is None or not section.get("equals"):
+        return []
+    asked = [
+        manifest,
+        manifest.with_name(manifest.name + MLMODEL_SUFFIX),
+        *([checksums] if checksums else []),
+    ]
+    named = {
+        os.path.abspath(value)
+        for key in ("manifest_file", "mlmodel_file", "checksums_file")
+        if isinstance(value := section.get(key), str) and value
+    }
+    return [path for path in asked if os.path.abspath(path) in named and _regular_file(path)]
 
 
 def annotate(report: Mapping[str, Any] | None) -> None:
@@ -269,12 +502,36 @@ def annotate(report: Mapping[str, Any] | None) -> None:
     for key, label in SECTION_LABELS.items():
         section = report.get(key) or {}
         for difference in section.get("differences", [])[:10]:
-            _annotate_error(f"{label} differ: {difference['path']} ({difference['kind']})")
+            if key == VERIFY_SECTION:
+                _annotate_error(f"drift from the reference: {difference['path']} ({difference['kind']})")
+            else:
+                _annotate_error(f"{label} differ: {difference['path']} ({difference['kind']})")
         integrity = (
             section.get("integrity") if key == CHECK_SECTION and section.get("same_location") else None
         )
+        if key == SEAL_SECTION and section and not section.get("equals"):
+            integrity = (section.get("reg_model") or {}).get("integrity")
         for problem in (integrity or {}).get("problems", []):
-            _annotate_error(f"model incomplete: {problem}")
+            suffix = " (not sealed)" if key == SEAL_SECTION else ""
+            _annotate_error(f"model incomplete: {problem}{suffix}")
+    _annotate_drift_without_names(report.get(VERIFY_SECTION) or {})
+
+
+def _annotate_drift_without_names(verification: Mapping[str, Any]) -> None:
+    """A verify that failed: its problem (a signature that does not verify), and, when no file is
+    named (a root digest names none), the two digests, for a failure must never be silent."""
+    if not verification or verification.get("equals") is not False:
+        return
+    if problem := verification.get("problem"):
+        _annotate_error(f"verify failed: {problem}")
+    if verification.get("differences") or problem:
+        return
+    expected = (verification.get("reference") or {}).get("root_digest")
+    found = verification.get("root_digest")
+    if expected and found and expected != found:
+        _annotate_error(f"drift from the reference: the root digest is {found}, not {expected}")
+    else:
+        _annotate_error("verify failed: the model does not match its reference (see the report)")
 
 
 def _annotate_error(text: str) -> None:
@@ -303,11 +560,22 @@ def chown_like_workspace(paths: list[Path], workspace: Path) -> None:
                 os.chown(target, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
+def archive_names(files: list[Path]) -> dict[str, Path]:
+    """Each file under its own name in the artifact, or, when two share a name (reports/r.json and
+    seal/r.json), under its path from the files' common folder, so that neither replaces the other."""
+    present = [path for path in files if path.is_file()]
+    names = [path.name for path in present]
+    if len(set(names)) == len(names):
+        return dict(zip(names, present, strict=True))
+    common = os.path.commonpath([os.path.abspath(path) for path in present])
+    return {os.path.relpath(os.path.abspath(path), common): path for path in present}
+
+
 def upload(
     files: list[Path], name: str, environ: Mapping[str, str], sleep: Sleep = time.sleep
 ) -> tuple[str, str | None]:
-    """Upload the report (and the JUnit XML) as one artifact; return (artifact id, problem). Never raises.
-    `sleep` waits between retries (tests pass one that does not)."""
+    """Upload the report (with the JUnit XML and a seal's files) as one artifact; return (artifact id,
+    problem). Never raises. `sleep` waits between retries (tests pass one that does not)."""
     from .artifact_upload import ArtifactUploadClient, ArtifactUploadError, zip_files
 
     token, results_url = environ.get("ACTIONS_RUNTIME_TOKEN", ""), environ.get("ACTIONS_RESULTS_URL", "")
@@ -315,7 +583,7 @@ def upload(
         return "", "skipped: no ACTIONS_RUNTIME_TOKEN / ACTIONS_RESULTS_URL (not on a GitHub runner)"
     try:
         client = ArtifactUploadClient(results_url, token, sleep=sleep)
-        uploaded = client.upload(name, zip_files({path.name: path for path in files if path.is_file()}))
+        uploaded = client.upload(name, zip_files(archive_names(files)))
     except (ArtifactUploadError, OSError) as exc:
         return "", f"failed: {exc}"
     return uploaded.artifact_id, None
@@ -336,6 +604,12 @@ def main(environ: MutableMapping[str, str] | None = None, *, upload_sleep: Sleep
 
 
 def _run(env: MutableMapping[str, str], upload_sleep: Sleep) -> int:
+    # Holds what lasts for the run only: the public-key input's PEM text in a private file.
+    with contextlib.ExitStack() as for_the_run:
+        return _run_with(env, upload_sleep, for_the_run)
+
+
+def _run_with(env: MutableMapping[str, str], upload_sleep: Sleep, for_the_run: contextlib.ExitStack) -> int:
     inputs = read_inputs(env)
     on_github = workflow_commands.on_github(env)
     known = secrets_of(inputs)
@@ -357,12 +631,15 @@ def _run(env: MutableMapping[str, str], upload_sleep: Sleep) -> int:
     junit_file = workspace / inputs["junit-file"] if inputs["junit-file"] else None
     # Written into this run's report and JUnit file: a file without it is an earlier run's.
     run_nonce = secrets.token_hex(16)
+    command = inputs["command"].strip().lower()
     try:
-        for name in ("report-file", "junit-file", "download-dir"):
-            refuse_escape_from_workspace(name, inputs[name], workspace)
+        refuse_escapes(inputs, workspace)
         fail_on_difference = boolean(inputs, "fail-on-difference")
         upload_artifact = boolean(inputs, "upload-artifact")
-        arguments = cli_arguments(inputs, report_file, junit_file, run_nonce)
+        key_file = for_the_run.enter_context(public_key_file(inputs["public-key"]))
+        arguments = cli_arguments(
+            inputs, report_file, junit_file, run_nonce, workspace=workspace, public_key_file=key_file
+        )
         refuse_ambient_overrides(inputs, env)
     except ActionInputError as exc:
         sys.stderr.write(f"error: {safe_line(redact(exc.message))}\n")
@@ -371,7 +648,7 @@ def _run(env: MutableMapping[str, str], upload_sleep: Sleep) -> int:
         report_escapes = _outside_workspace(inputs["report-file"], workspace) is not None
         written = not report_escapes and _write_input_error_report(exc, inputs, report_file, run_nonce)
         shown = _relative(report_file, workspace) if written else ""
-        _finish_outputs(env, outputs_of(None, exit_code_of(exc), shown, ""))
+        _finish_outputs(env, outputs_of(None, exit_code_of(exc), shown, "", command=command))
         return exit_code_of(exc)
 
     from ..cli import main as cli_main
@@ -386,8 +663,16 @@ def _run(env: MutableMapping[str, str], upload_sleep: Sleep) -> int:
     results = [report_file]
     if junit_file is not None and junit_is_own(junit_file, run_nonce):
         results.append(junit_file)
+    manifest_path = ""
+    if command == "seal":
+        manifest = in_workspace(manifest_input(inputs), workspace)
+        checksums = in_workspace(inputs["checksums-file"], workspace) if inputs["checksums-file"] else None
+        sealed = seal_files(report, manifest, checksums)
+        results += sealed
+        manifest_path = _relative(manifest, workspace) if manifest in sealed else ""
     shown = _relative(report_file, workspace)
-    _publish(env, inputs, report, exit_code, results, shown, upload_artifact, upload_sleep)
+    published = StepResult(report, exit_code, results, shown, command, manifest_path)
+    _publish(env, inputs, published, upload_artifact, upload_sleep)
     download_dir = [Path(inputs["download-dir"])] if inputs["download-dir"] else []
     chown_like_workspace([*results, *download_dir], workspace)
     if exit_code == EXIT_DIFFERENT and report is not None and not fail_on_difference:
@@ -396,23 +681,35 @@ def _run(env: MutableMapping[str, str], upload_sleep: Sleep) -> int:
     return exit_code
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """What a run that reached the CLI leaves for the step to publish: its own report (None: it
+    wrote none), its exit code, the files to upload (the report first), where the report and a
+    seal's manifest are (relative to the workspace, empty when not written) and the command."""
+
+    report: dict[str, Any] | None
+    exit_code: int
+    files: list[Path]
+    report_path: str
+    command: str
+    manifest_path: str
+
+
 def _publish(
     env: Mapping[str, str],
     inputs: Mapping[str, str],
-    report: dict[str, Any] | None,
-    exit_code: int,
-    results: list[Path],
-    shown_path: str,
+    run: StepResult,
     upload_artifact: bool,
     upload_sleep: Sleep = time.sleep,
 ) -> None:
-    """Artifact, annotations, job summary and outputs of a run (report None: it wrote none)."""
+    """Artifact, annotations, job summary and outputs of a run."""
+    report, shown_path = run.report, run.report_path
     artifact_id: str = ""
     problem: str | None = "disabled (upload-artifact: false)"
     if upload_artifact:
         problem = "skipped: this run wrote no report"
         if report is not None:
-            artifact_id, problem = upload(results, inputs["artifact-name"], env, upload_sleep)
+            artifact_id, problem = upload(run.files, inputs["artifact-name"], env, upload_sleep)
     if problem and upload_artifact:
         if problem.startswith("skipped"):
             print(f"artifact upload {problem}")
@@ -427,7 +724,15 @@ def _publish(
             workflow_commands.append_summary(
                 summary_path, markdown_summary(report, shown_path, artifact_id, problem)
             )
-    _finish_outputs(env, outputs_of(report, exit_code, shown_path if report else "", artifact_id))
+    outputs = outputs_of(
+        report,
+        run.exit_code,
+        shown_path if report else "",
+        artifact_id,
+        command=run.command,
+        manifest_path=run.manifest_path,
+    )
+    _finish_outputs(env, outputs)
 
 
 def run_fenced(run: Callable[[list[str]], int], arguments: list[str]) -> int:
@@ -477,7 +782,8 @@ def _write_input_error_report(
     from ..report.document import error_report, finalized
     from ..report.files import write_report
 
-    command = "compare" if inputs["command"].strip().lower() == "compare" else "check"
+    given = inputs["command"].strip().lower()
+    command = given if given in COMMANDS else "check"
     shown = {name: redact(value) for name, value in inputs.items() if name not in SECRET_INPUTS}
     report = finalized(error_report(command, error, {"inputs": shown}), run_nonce)
     try:

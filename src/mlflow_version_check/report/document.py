@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..comparison import FileDifference, IgnoredItem, TreeSummary, summarize, without_registry_meta
+from ..comparison import (
+    FileDifference,
+    IgnoredItem,
+    ReferenceDifference,
+    TreeSummary,
+    summarize,
+    without_registry_meta,
+)
 from ..config import SERVER_KEYS
 from ..errors import CLI_NAMES, VersionCheckError, exit_code_of
 from ..integrity import IntegrityReport
@@ -237,6 +244,7 @@ def seal_report(
     options: Mapping[str, Any],
     manifest_file: str | None,
     checksums_file: str | None,
+    mlmodel_file: str | None = None,
 ) -> dict[str, Any]:
     """The report of a seal: the registry model as hashed, its root digest, the files written.
 
@@ -260,6 +268,8 @@ def seal_report(
             "bytes": sum(entry.size for entry in result.files.values()),
             "manifest_file": manifest_file if result.equals else None,
             "checksums_file": checksums_file if result.equals else None,
+            "mlmodel_file": mlmodel_file if result.equals else None,
+            "recorded_tag": result.recorded_tag,
             "reg_model": model,
             "resources": [
                 {"name": path, "sha256": entry.sha256, "size": entry.size}
@@ -270,9 +280,22 @@ def seal_report(
     }
 
 
+def reference_difference_json(difference: ReferenceDifference) -> dict[str, Any]:
+    return {
+        "path": difference.path,
+        "kind": difference.kind,
+        "expected_sha256": difference.expected_sha256,
+        "actual": _entry(difference.actual),
+        "note": difference.note,
+    }
+
+
 def verify_report(result: VerifyResult, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The report of a verify: the registry model's root digest now, against the expected one."""
+    """The report of a verify: the registry model now against its reference, file by file when the
+    reference lists files, else by root digest."""
     current = result.current
+    reference = result.reference
+    comparison = result.comparison
     return {
         "schema_version": SCHEMA_VERSION,
         "status": result.status,
@@ -283,10 +306,26 @@ def verify_report(result: VerifyResult, options: Mapping[str, Any]) -> dict[str,
         "Model_Version": version_json(current.version),
         VERIFY_SECTION: {
             "equals": result.equals,
-            "reference": {"kind": result.reference_kind, "root_digest": DIGEST_PREFIX + result.expected_root},
+            "reference": {
+                "kind": result.kind,
+                "source": result.source,
+                "signature_verified": result.signature_verified,
+                "root_digest": DIGEST_PREFIX + reference.root if reference else None,
+                "files": None if reference is None or reference.files is None else len(reference.files),
+                "subject": reference.subject_name if reference else None,
+                "ignore_paths": list(reference.ignore_paths) if reference else [],
+                "sealed_mlmodel_file": result.sealed_mlmodel_file,
+            },
+            "problem": result.problem,
+            "strict": result.strict,
             "root_digest": DIGEST_PREFIX + current.root_digest,
             "files": len(current.files),
             "bytes": sum(entry.size for entry in current.files.values()),
+            "compared_files": comparison.compared_files if comparison else None,
+            "differences": [reference_difference_json(item) for item in comparison.differences]
+            if comparison
+            else [],
+            "ignored": [ignored_json(item) for item in comparison.ignored] if comparison else [],
             "reg_model": model_json(current.model, summarize(current.files), ()),
         },
         "Timings": {key: round(value, 3) for key, value in current.timings.items()},

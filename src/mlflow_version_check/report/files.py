@@ -75,6 +75,11 @@ def refuse_special_target(option: str, path: Path) -> None:
 
 
 def write_text_atomically(text: str, path: str | os.PathLike[str], option: str = "the target") -> Path:
+    """`text` as UTF-8 at `path`, written as write_bytes_atomically writes."""
+    return write_bytes_atomically(text.encode("utf-8"), path, option)
+
+
+def write_bytes_atomically(data: bytes, path: str | os.PathLike[str], option: str = "the target") -> Path:
     """Write a temporary file in the same directory, then rename it over the target.
 
     A crash or a full disk therefore never leaves half a file at `path`. A target that exists and is
@@ -86,8 +91,8 @@ def write_text_atomically(text: str, path: str | os.PathLike[str], option: str =
     descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     replaced = False
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)

@@ -32,7 +32,12 @@ def _difference_line(difference: Mapping[str, Any]) -> str:
     def side(entry: Mapping[str, Any] | None) -> str:
         return "absent" if entry is None else f"{entry['size']} B sha256 {entry['sha256'][:16]}"
 
-    sides = f"{side(difference['left'])} / {side(difference['right'])}"
+    if "expected_sha256" in difference:  # a verify's: the reference lists a digest, not a size
+        expected = difference["expected_sha256"]
+        listed = f"sha256 {expected[:16]}" if expected else "absent"
+        sides = f"expected {listed} / now {side(difference['actual'])}"
+    else:
+        sides = f"{side(difference['left'])} / {side(difference['right'])}"
     line = f"{difference['kind']}: {difference['path']} ({sides})"
     return line + (f" - {difference['note']}" if difference.get("note") else "")
 
@@ -40,7 +45,9 @@ def _difference_line(difference: Mapping[str, Any]) -> str:
 def _failure_text(section: Mapping[str, Any]) -> tuple[str, str]:
     """(message, body) of a comparison that found differences or an incomplete model."""
     differences = section.get("differences") or []
-    if "reference" in section:  # a verify: the root digest alone tells it
+    if "reference" in section and section.get("problem"):  # a verify whose signature failed
+        return escape_controls(section["problem"]), ""
+    if "reference" in section and section["reference"]["files"] is None:  # a verify against a root
         found, expected = section["root_digest"], section["reference"]["root_digest"]
         return f"root digest {found} is not the expected {expected}", ""
     if "root_digest" in section:  # a seal: its registry model's completeness

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import SERVER_KEYS
 from ..untrusted import markdown
-from .sections import CHECK_SECTION, COMPARE_SECTIONS
+from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, VERIFY_SECTION
 from .terminal import side_cell, whole_model_lines
 
 
@@ -91,6 +91,57 @@ def _md_compare(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _md_seal(report: Mapping[str, Any]) -> list[str]:
+    lines = [f"Model version: {_md_version(report.get('Model_Version'))}"]
+    seal = report.get(SEAL_SECTION)
+    if not seal:
+        return lines
+    lines += ["", f"{seal['files']} files, {seal['bytes']} bytes; root digest `{_md(seal['root_digest'])}`"]
+    if seal["manifest_file"]:
+        lines.append(f"Manifest: `{_md(seal['manifest_file'])}`")
+    if seal["recorded_tag"]:
+        lines.append(f"Recorded in the version's tag `{_md(seal['recorded_tag'])}`")
+    problems = seal["reg_model"]["integrity"]["problems"]
+    if problems:
+        lines += ["", "**Not sealed: the registry model is not a complete MLflow model**", ""]
+        lines += [f"- {_md(problem)}" for problem in problems]
+    return lines
+
+
+def _md_verify(report: Mapping[str, Any]) -> list[str]:
+    lines = [f"Model version: {_md_version(report.get('Model_Version'))}"]
+    section = report.get(VERIFY_SECTION)
+    if not section:
+        return lines
+    reference = section["reference"]
+    lines += [
+        "",
+        f"Reference: {_md(reference['kind'])} `{_md(reference['source'])}`",
+        f"Root digest now `{_md(section['root_digest'])}`"
+        + (f", expected `{_md(reference['root_digest'])}`" if reference["files"] is None else ""),
+    ]
+    if section["problem"]:
+        lines += ["", f"**{_md(section['problem'])}**"]
+    if section["differences"]:
+        lines += ["", "**Differences from the reference**", "", "| kind | path | expected sha256 | now |",
+                  "| --- | --- | --- | --- |"]  # fmt: skip
+        for d in section["differences"][:100]:
+            cells = [
+                _md(d["kind"]),
+                _md(d["path"]),
+                _md((d["expected_sha256"] or "-")[:12]),
+                _md(side_cell(d["actual"])),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        if len(section["differences"]) > 100:
+            lines.append(f"| … | {len(section['differences']) - 100} more in the report | | |")
+    if section["ignored"]:
+        lines += ["", "**Ignored (by rule)**", "", "| path | rule | field |", "| --- | --- | --- |"]
+        for i in section["ignored"]:
+            lines.append("| " + " | ".join([_md(i["path"]), _md(i["rule"]), _md(i["field"] or "")]) + " |")
+    return lines
+
+
 def markdown_summary(
     report: Mapping[str, Any] | None, report_path: str, artifact_id: str, upload_problem: str | None
 ) -> str:
@@ -105,7 +156,9 @@ def markdown_summary(
     lines = [f"## {icon} mlflow-version-check {command}: {status}", ""]
     if report.get("error"):
         lines += [f"**Error** ({_md(report['error']['type'])}): {_md(report['error']['message'])}", ""]
-    lines += _md_check(report) if command == "check" else _md_compare(report)
+    lines += {"check": _md_check, "compare": _md_compare, "seal": _md_seal, "verify": _md_verify}[command](
+        report
+    )
     lines += [
         "",
         f"Report: `{_md(report_path)}`" + (f" (artifact {_md(artifact_id)})" if artifact_id else ""),

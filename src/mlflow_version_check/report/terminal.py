@@ -193,6 +193,8 @@ def seal_summary(report: Mapping[str, Any]) -> str:
     lines.append(f"{seal['files']} files, {_size(seal['bytes'])}, at {_t(seal['reg_model']['location'])}")
     if report["status"] == "passed":
         lines.append(f"root digest: {seal['root_digest']}")
+        if seal["recorded_tag"]:
+            lines.append(f"recorded in the version's tag {seal['recorded_tag']}")
     else:
         problems = seal["reg_model"]["integrity"]["problems"]
         lines.append("the registry model is not a complete MLflow model; no seal was written:")
@@ -201,18 +203,48 @@ def seal_summary(report: Mapping[str, Any]) -> str:
 
 
 def verify_summary(report: Mapping[str, Any]) -> str:
-    """A short human summary of a verify report: the root digest found, and the one expected."""
+    """A short human summary of a verify report: the reference, then every file that differs from
+    it (or the root digests, for a reference that names no file)."""
     section = report.get(VERIFY_SECTION) or {}
     lines = [_version_head("verify", VERDICTS, report)]
     if not section:
         return "\n".join(lines)
+    reference = section["reference"]
     lines.append(
         f"{section['files']} files, {_size(section['bytes'])}, at {_t(section['reg_model']['location'])}"
     )
+    shown_kind = {"recorded-tag": "the version's tag"}.get(reference["kind"], reference["kind"])
+    lines.append(f"reference: {shown_kind} {_t(reference['source'])}")
+    if section["problem"]:
+        lines.append(f"  {_t(section['problem'])}")
     lines.append(f"root digest: {section['root_digest']}")
-    if report["status"] == "failed":
+    if reference["files"] is None and report["status"] == "failed" and reference["root_digest"]:
         lines.append(
-            f"expected:    {section['reference']['root_digest']} (a digest names no file: seal the version "
-            "and verify against its manifest to see which files changed)"
+            f"expected:    {reference['root_digest']} (a digest names no file: verify against the "
+            "manifest seal wrote to see which files changed)"
+        )
+    if reference["files"] is not None:
+        lines.append(f"{section['compared_files']} of {reference['files']} listed files compared")
+    differences = section["differences"]
+    if differences:
+        rows: list[tuple[str, ...]] = [("difference", "path", "expected sha256", "now")]
+        rows.extend(
+            (
+                d["kind"],
+                _t(d["path"]),
+                (d["expected_sha256"] or "-")[:12],
+                side_cell(d["actual"]),
+            )
+            for d in differences
+        )
+        lines.extend(_table(rows))
+        lines.extend(f"  {_t(d['path'])}: {_t(d['note'])}" for d in differences if d.get("note"))
+    if section["ignored"]:
+        lines.append(
+            "ignored: "
+            + ", ".join(
+                _t(f"{i['path']}:{i['field']}" if i["field"] else f"{i['path']} ({i['rule']})")
+                for i in section["ignored"]
+            )
         )
     return "\n".join(lines)

@@ -34,7 +34,10 @@ from ..protocol import (
     LocatedVersion,
     ModelManifest,
     PlannedDownload,
+    ProtocolError,
     Request,
+    TagPlan,
+    VersionTag,
     WantedVersion,
 )
 from ..redact import redact
@@ -207,8 +210,24 @@ def download_planned(
         return tuple(future.result() for future in futures)
 
 
+def record_tags(session: Session, plan: TagPlan) -> None:
+    """Set the planned model version tags, each on the version number the worker resolved."""
+    for item in plan.tags:
+
+        def vanished(item: VersionTag = item) -> VersionCheckError:
+            return ModelVersionNotFound(
+                f"version {item.version} of '{item.name}' vanished before its tag was set"
+            )
+
+        with registry_call(
+            session.server, f"setting the tag {item.tag} on version {item.version} of '{item.name}'", vanished
+        ):
+            session.client.set_model_version_tag(item.name, item.version, item.tag, item.value)
+
+
 def serve(read_line: Callable[[], str], emit: Emit) -> None:
-    """The protocol (protocol.py): Request -> Resolved..., Located -> DownloadPlan -> Downloaded."""
+    """The protocol (protocol.py): Request -> Resolved..., Located -> DownloadPlan -> Downloaded
+    [-> TagPlan -> TagsRecorded]."""
     request = Request.from_json(json.loads(read_line()))
     PRIVATE_PATHS[:] = list(request.private_paths)
     session = Session.open(request.tracking_uri, request.registry_uri)
@@ -221,6 +240,16 @@ def serve(read_line: Callable[[], str], emit: Emit) -> None:
     if plan.abort:
         return
     emit(protocol.Downloaded(download_planned(session, located, plan, emit)))
+    line = read_line()
+    if not line:
+        return  # no tags: the parent closed stdin
+    tags = TagPlan.from_json(json.loads(line))
+    for item in tags.tags:
+        found = located[item.key].version.version if item.key in located else None
+        if found is None or (found.name, found.version) != (item.name, item.version):
+            raise ProtocolError(f"a tag for a version this worker did not resolve: {item.to_json()}")
+    record_tags(session, tags)
+    emit(protocol.TagsRecorded(tags.tags))
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import AliasNotFound, ModelNotFound, ModelVersionNotFound, StagesUnsupported, VersionCheckError
+from ..oms import SEAL_TAG
 from ..protocol import RegistryVersion
 from ..redact import redact
 from .failures import error_code, means_not_found, registry_call
@@ -31,6 +32,7 @@ def version_info(mv: ModelVersion, resolved_by: str, version_or_stage: str) -> R
         aliases=tuple(sorted(getattr(mv, "aliases", None) or [])),
         status=str(mv.status) if mv.status is not None else None,
         creation_timestamp=mv.creation_timestamp,
+        seal_tag=(getattr(mv, "tags", None) or {}).get(SEAL_TAG),
     )
 
 
