@@ -1,6 +1,7 @@
 # The action's image. It installs the same wheel pip users get, with the pinned constraints, and
 # mlflow-skinny (the client) instead of full mlflow. Dependencies come before the sources so that a
-# code change rebuilds only the last layers.
+# code change rebuilds only the last layers. The `signing` extra (model-signing, pyopenssl) is in the
+# image so that `verify --signature` works in the container as it does for pip users who add it.
 ARG BASE_IMAGE=python:3.12-slim
 
 FROM ${BASE_IMAGE} AS wheel
@@ -21,9 +22,12 @@ ENV PYTHONUNBUFFERED=1 \
 COPY constraints.txt /opt/constraints.txt
 # The runtime dependencies of pyproject.toml, pinned; the wheel's own install below checks them again.
 RUN python3 -m venv /opt/venv \
-    && /opt/venv/bin/python -m pip install -c /opt/constraints.txt mlflow-skinny pyyaml typer
+    && /opt/venv/bin/python -m pip install -c /opt/constraints.txt mlflow-skinny pyyaml typer \
+        model-signing pyopenssl
 COPY --from=wheel /dist/ /opt/dist/
-RUN /opt/venv/bin/python -m pip install -c /opt/constraints.txt /opt/dist/*.whl \
+# --no-index: every dependency, the extra's too, is already installed from the layer above.
+RUN /opt/venv/bin/python -m pip install --no-index --find-links /opt/dist -c /opt/constraints.txt \
+        "mlflow-version-check[signing]" \
     && /opt/venv/bin/python -m pip check \
     && rm -rf /opt/dist
 COPY entrypoint.py /opt/entrypoint.py
