@@ -180,6 +180,9 @@ def test_act_self_test_job_succeeds(act_run: tuple[int, str, Path]) -> None:
     assert "🏁  Job succeeded" in log
     assert "Failure - Main Check a tampered version (must fail)" in log  # the failure path ran and failed
     assert "Success - Main Assert the failure path" in log
+    # The README's promotion steps: seal, the predicate for actions/attest, verify both ways.
+    assert "Success - Main Assert the seal's outputs and the predicate for actions/attest" in log
+    assert "Success - Main Assert both verifications passed with the sealed root" in log
 
 
 @pytest.mark.act

@@ -371,3 +371,21 @@ def test_the_api_refuses_two_references_and_reports_the_reference(
     )
     assert result.equals and result.kind == "manifest" and result.comparison is not None
     assert result.reference is not None and "sha256:" + result.reference.root == digest
+
+
+def test_the_readmes_seal_and_verify_python_example_runs(
+    mlflow_server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's API example, run as written against a real server (its model name made unique)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (example,) = [
+        block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "seal_model_version(" in block
+    ]
+    name = unique("Sklearn_Wine")
+    version = models.log_sklearn(mlflow_server.url, name)
+    models.set_alias(mlflow_server.url, name, "candidate", version.version)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(example.replace("http://localhost:5000", mlflow_server.url).replace("Sklearn_Wine", name), namespace)  # noqa: S102
+    assert namespace["sealed"].equals and namespace["checked"].equals
+    assert (tmp_path / "model.oms.json").is_file()
