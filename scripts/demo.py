@@ -115,6 +115,18 @@ def compares(server: MlflowServer, prod: MlflowServer) -> list[bool]:
     banner("compare the tampered copy with the original: exit 1, the file is named")
     results.append(run(["mlflow-version-check", "compare", "--config-file", str(configs / "tampered.yaml"),
                         "--report-file", str(REPORTS / "compare_tampered.json")], 1))  # fmt: skip
+    manifest = str(OUTPUT / "seal" / "demo_directory.oms.json")
+    banner("seal the original; verify the copy against that manifest: same files, identity fields ignored")
+    results.append(run(["mlflow-version-check", "seal", "--model", "demo_directory",
+                        "--version-or-stage", "1", "--tracking-uri", server.url, "--manifest-file", manifest,
+                        "--report-file", str(REPORTS / "seal_directory.json")], 0))  # fmt: skip
+    results.append(run(["mlflow-version-check", "verify", "--model", copy.name, "--version-or-stage",
+                        copy.version, "--tracking-uri", prod.url, "--manifest-file", manifest,
+                        "--report-file", str(REPORTS / "verify_copy.json")], 0))  # fmt: skip
+    banner("verify the tampered copy against the same manifest: exit 1, the file is named")
+    results.append(run(["mlflow-version-check", "verify", "--model", tampered.name, "--version-or-stage",
+                        tampered.version, "--tracking-uri", prod.url, "--manifest-file", manifest,
+                        "--report-file", str(REPORTS / "verify_tampered.json")], 1))  # fmt: skip
     return results
 
 

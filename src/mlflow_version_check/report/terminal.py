@@ -225,6 +225,10 @@ def verify_summary(report: Mapping[str, Any]) -> str:
         )
     if reference["files"] is not None:
         lines.append(f"{section['compared_files']} of {reference['files']} listed files compared")
+        if report["status"] == "passed" and reference["root_digest"] != section["root_digest"]:
+            lines.append(
+                f"(the sealed root was {reference['root_digest']}: the files ignored below make the difference)"
+            )
     differences = section["differences"]
     if differences:
         rows: list[tuple[str, ...]] = [("difference", "path", "expected sha256", "now")]
