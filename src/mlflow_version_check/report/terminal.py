@@ -227,7 +227,8 @@ def verify_summary(report: Mapping[str, Any]) -> str:
         lines.append(f"{section['compared_files']} of {reference['files']} listed files compared")
         if report["status"] == "passed" and reference["root_digest"] != section["root_digest"]:
             lines.append(
-                f"(the sealed root was {reference['root_digest']}: the files ignored below make the difference)"
+                f"(the sealed root was {reference['root_digest']}: "
+                "the ignored items below make the difference)"
             )
     differences = section["differences"]
     if differences:
