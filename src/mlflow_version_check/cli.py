@@ -296,8 +296,12 @@ def check_output_paths(
     manifest_file: str | None = None,
     checksums_file: str | None = None,
     mlmodel_file: str | None = None,
+    download_dir: str | None = None,
+    inputs: Sequence[tuple[str, str | None]] = (),
 ) -> None:
-    """Refuse an output path that cannot be written before any slow work starts."""
+    """Refuse an output path that cannot be written before any slow work starts: one that another
+    output shares, one the download directory would be made at, or one of the run's own inputs
+    (`inputs`: (option, path), e.g. verify's reference, which a report must never replace)."""
     outputs = (
         ("{option:report_file}", report_file),
         ("{option:junit_file}", junit_file),
@@ -306,6 +310,11 @@ def check_output_paths(
         ("the MLmodel copy of {option:manifest_file}", mlmodel_file),
     )
     _refuse_shared_paths([(option, value) for option, value in outputs if value])
+    _refuse_overwritten_inputs(
+        [(option, value) for option, value in outputs if value],
+        [(option, value) for option, value in inputs if value],
+        download_dir,
+    )
     for option, value in outputs:
         if not value:
             continue
@@ -322,6 +331,33 @@ def check_output_paths(
                 fix="give a path in a directory you can write to.",
                 what_names_options=True,
             )
+
+
+def _refuse_overwritten_inputs(
+    outputs: list[tuple[str, str]], inputs: list[tuple[str, str]], download_dir: str | None
+) -> None:
+    """An output at an input's path would replace what the run reads (a verify report over its
+    reference); one at or above the download directory would be a folder, or be removed with it."""
+    resolved = [(option, Path(value).expanduser().resolve()) for option, value in outputs]
+    for input_option, value in inputs:
+        source = Path(value).expanduser().resolve()
+        for option, path in resolved:
+            if path == source:
+                raise ReportPathError(
+                    f"{option} is {input_option} ({path}): writing it would replace what this run reads",
+                    fix="give the output its own file.",
+                    what_names_options=True,
+                )
+    if download_dir:
+        downloads = Path(download_dir).expanduser().resolve()
+        for option, path in resolved:
+            if path == downloads or path in downloads.parents:
+                raise ReportPathError(
+                    f"{option} and {{option:download_dir}} name the same path, or the downloads would lie "
+                    f"inside the output ({path}, {downloads})",
+                    fix="give the downloads a directory of their own.",
+                    what_names_options=True,
+                )
 
 
 def _refuse_shared_paths(outputs: list[tuple[str, str]]) -> None:
@@ -414,7 +450,7 @@ def run_check(
     }
     progress = Progress()
     try:
-        check_output_paths(report_file, junit_file)
+        check_output_paths(report_file, junit_file, download_dir=download_dir)
         tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
         if verbose:
             _log(f"checking {model} {version_or_stage!r} on {redact(tracking)}")
@@ -484,6 +520,23 @@ def run_seal(
     servers = {"version": (shown_tracking, shown_registry)}
     written: list[str] = []
     mlmodel_file = str(sealed_mlmodel_path(manifest_file)) if manifest_file else None
+    published: list[Mapping[str, Any]] = []
+
+    def publish(result: SealResult) -> None:
+        """The seal's files, then its report: all written before the tag is recorded, so that no tag
+        outlives a run that did not publish its seal."""
+        nonlocal written
+        progress.finish()
+        if result.equals:
+            written = _write_seal(result, manifest_file, checksums_file)
+        written_mlmodel = mlmodel_file if mlmodel_file in written else None
+        report = finalized(
+            seal_report(result, options, manifest_file, checksums_file, written_mlmodel), run_nonce
+        )
+        if not _write(report, report_file, junit_file):
+            raise _NotPublished
+        published.append(report)
+
     try:
         check_output_paths(
             report_file,
@@ -491,6 +544,7 @@ def run_seal(
             manifest_file=manifest_file,
             checksums_file=checksums_file,
             mlmodel_file=mlmodel_file,
+            download_dir=download_dir,
         )
         # The files at the seal's paths are this run's seal, or nothing: an earlier run's seal left
         # there would pass for this one's when this one fails or refuses an incomplete model.
@@ -498,40 +552,43 @@ def run_seal(
         tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
         if verbose:
             _log(f"sealing {model} {version_or_stage!r} on {redact(tracking)}")
-        result = seal_model_version(
-            model,
-            version_or_stage,
-            tracking_uri=tracking,
-            registry_uri=registry,
-            download_dir=download_dir,
-            record_tag=record_tag,
-            timeout=timeout,
-            retries=retries,
-            on_progress=progress,
-            on_log=_log if verbose else None,
-        )
-        if result.equals:
-            written = _write_seal(result, manifest_file, checksums_file)
+        exit_code = EXIT_USAGE
+        try:
+            result = seal_model_version(
+                model,
+                version_or_stage,
+                tracking_uri=tracking,
+                registry_uri=registry,
+                download_dir=download_dir,
+                record_tag=record_tag,
+                before_recording=publish,
+                timeout=timeout,
+                retries=retries,
+                on_progress=progress,
+                on_log=_log if verbose else None,
+            )
+            exit_code = _announce(
+                published[0],
+                seal_summary,
+                report_file,
+                junit_file,
+                result.download_dir if result.download_dir_kept else None,
+            )
+        except _NotPublished:
+            return EXIT_USAGE  # _write said why
+        finally:
+            # A failure, or a signal before the verdict was out: the run failed, so no seal of it stays.
+            if exit_code == EXIT_USAGE:
+                _remove_earlier_seal(*written)
     except VersionCheckError as exc:
         progress.finish()
-        _remove_earlier_seal(*written)
         report = error_report("seal", exc, options, servers, OPTION_NAMES.get())
         return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
-    progress.finish()
-    written_mlmodel = mlmodel_file if mlmodel_file in written else None
-    report = finalized(
-        seal_report(result, options, manifest_file, checksums_file, written_mlmodel), run_nonce
-    )
-    kept = result.download_dir if result.download_dir_kept else None
-    exit_code = EXIT_USAGE
-    try:
-        exit_code = _finished(report, seal_summary, report_file, junit_file, kept)
-    finally:
-        # The report could not be written, or a signal came before the verdict was out: the run
-        # failed, so no seal of it stays.
-        if exit_code == EXIT_USAGE:
-            _remove_earlier_seal(*written)
     return exit_code
+
+
+class _NotPublished(Exception):
+    """The seal's report could not be written (the line saying why is out): record nothing."""
 
 
 def _remove_earlier_seal(*paths: str | None) -> None:
@@ -605,7 +662,7 @@ def run_verify(
     run_nonce: str | None = None,
 ) -> int:
     """Verify a version's registry model against its one reference; return the exit code."""
-    from .core import resolve_server_uris, verify_model_version
+    from .core import resolve_server_uris, sealed_mlmodel_path, verify_model_version
     from .report.document import error_report, finalized, verify_report
     from .report.terminal import verify_summary
 
@@ -629,7 +686,24 @@ def run_verify(
     }
     progress = Progress()
     try:
-        check_output_paths(report_file, junit_file)
+        check_output_paths(
+            report_file,
+            junit_file,
+            download_dir=download_dir,
+            inputs=[
+                ("{option:manifest_file}", manifest_file),
+                (
+                    "the sealed MLmodel copy next to {option:manifest_file}",
+                    str(sealed_mlmodel_path(manifest_file)) if manifest_file else None,
+                ),
+                ("{option:signature_file}", signature_file),
+                (
+                    "the sealed MLmodel copy next to {option:signature_file}",
+                    str(sealed_mlmodel_path(signature_file)) if signature_file else None,
+                ),
+                ("{option:public_key_file}", public_key_file),
+            ],
+        )
         tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
         if verbose:
             _log(f"verifying {model} {version_or_stage!r} on {redact(tracking)}")
@@ -681,6 +755,24 @@ def _finished(
     _echo(summarize(report))
     if not _write(report, report_file, junit_file):
         return EXIT_USAGE
+    return _announced(report, report_file, junit_file, kept_downloads)
+
+
+def _announce(
+    report: Mapping[str, Any],
+    summarize: Callable[[Mapping[str, Any]], str],
+    report_file: str | None,
+    junit_file: str | None,
+    kept_downloads: str | None,
+) -> int:
+    """A verdict whose report is written already: the summary on stdout, the exit code."""
+    _echo(summarize(report))
+    return _announced(report, report_file, junit_file, kept_downloads)
+
+
+def _announced(
+    report: Mapping[str, Any], report_file: str | None, junit_file: str | None, kept_downloads: str | None
+) -> int:
     if report_file:
         _echo(f"report: {report_file}")
     if junit_file:
@@ -727,7 +819,12 @@ def run_compare(
     progress = Progress()
     servers: dict[str, tuple[str | None, str | None]] = {}
     try:
-        check_output_paths(report_file, junit_file)
+        check_output_paths(
+            report_file,
+            junit_file,
+            download_dir=download_dir,
+            inputs=[("{option:config_file}", config_file if config_file != "-" else None)],
+        )
         config = load_config(config_file)
         remember_secrets(
             [found for side in config.servers for uri in (side.host, side.registry_uri or "")

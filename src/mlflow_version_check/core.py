@@ -12,6 +12,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 from . import databricks, oms
 from .comparison import (
     MLMODEL,
+    REGISTERED_MODEL_META,
     MLmodel,
     compare_trees,
     compare_with_reference,
@@ -339,7 +341,7 @@ def _one_version(
     retries: int,
     on_progress: ProgressCallback | None,
     on_log: LogCallback | None,
-    tags_to_record: Callable[[Inspection], Sequence[VersionTag]] | None = None,
+    tags_to_record: Callable[[Inspection, DownloadArea], Sequence[VersionTag]] | None = None,
 ) -> Iterator[tuple[Inspection, DownloadArea]]:
     """One version's `roles`, resolved and downloaded into a fresh download area (check, seal): the
     inspection and its area, which stays until the caller is done with the files."""
@@ -353,7 +355,9 @@ def _one_version(
                 on_progress=on_progress,
                 on_log=on_log,
                 private_paths=() if area.kept else (area.path,),
-                tags_to_record=tags_to_record,
+                tags_to_record=(lambda inspection: tags_to_record(inspection, area))
+                if tags_to_record
+                else None,
             ),
             area,
         )
@@ -520,6 +524,7 @@ def seal_model_version(
     registry_uri: str | None = None,
     download_dir: str | os.PathLike[str] | None = None,
     record_tag: bool = False,
+    before_recording: Callable[[SealResult], None] | None = None,
     timeout: float = 30.0,
     retries: int = 2,
     on_progress: ProgressCallback | None = None,
@@ -530,24 +535,45 @@ def seal_model_version(
     The result's `root_digest` and `files` are the seal: `oms.statement(result.files, ...)` is its
     OpenSSF Model Signing manifest. `result.equals` is False when the model is not a complete MLflow
     model (its integrity problems say why): a seal of a broken model would approve it.
-    `record_tag` also sets the version's tag `oms.SEAL_TAG` to `sha256:<root digest>` (on the version
-    number resolved, once the model is judged complete; never on a refused one).
-    Raises a subclass of `VersionCheckError` when the version cannot be read or downloaded, or
-    the tag cannot be set.
+
+    `record_tag` also sets the version's tag `oms.SEAL_TAG` to `sha256:<root digest>`: on the version
+    number resolved, only for a complete model, and last. `before_recording(result)` runs first
+    (the CLI writes the manifest and the report there): when it raises, nothing is recorded and its
+    exception propagates, so that no tag outlives a seal that was not published. A tag that cannot
+    be set raises a VersionCheckError after it.
+    Raises a subclass of `VersionCheckError` when the version cannot be read or downloaded.
     """
     validate_name_and_version(model, version_or_stage)
     validate_timeouts(timeout, retries)
     tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
-
-    def seal_tag(inspection: Inspection) -> list[VersionTag]:
-        hashed = inspection.models["version"]["reg_model"]
-        if not record_tag or not hashed.integrity.ok:
-            return []
-        version = inspection.versions["version"]
-        root = oms.root_digest(without_registry_meta(hashed.manifest)[0])
-        return [VersionTag("version", version.name, version.version, oms.SEAL_TAG, oms.DIGEST_PREFIX + root)]
-
     started = time.monotonic()
+    sealed: list[SealResult] = []
+
+    def judge(inspection: Inspection, area: DownloadArea) -> list[VersionTag]:
+        hashed = inspection.models["version"]["reg_model"]
+        files = without_registry_meta(hashed.manifest)[0]
+        result = SealResult(
+            version=inspection.versions["version"],
+            model=hashed,
+            files=files,
+            root_digest=oms.root_digest(files),
+            download_dir=str(area.path),
+            download_dir_kept=area.kept,
+            timings={**inspection.timings, "total_seconds": time.monotonic() - started},
+            recorded_tag=oms.SEAL_TAG if record_tag and hashed.integrity.ok else None,
+        )
+        sealed.append(result)
+        if before_recording is not None:
+            before_recording(result)
+        if result.recorded_tag is None:
+            return []
+        version = result.version
+        return [
+            VersionTag(
+                "version", version.name, version.version, oms.SEAL_TAG, oms.DIGEST_PREFIX + result.root_digest
+            )
+        ]
+
     with _one_version(
         model,
         version_or_stage,
@@ -560,28 +586,32 @@ def seal_model_version(
         retries=retries,
         on_progress=on_progress,
         on_log=on_log,
-        tags_to_record=seal_tag,
-    ) as (inspection, area):
-        hashed = inspection.models["version"]["reg_model"]
-        files = without_registry_meta(hashed.manifest)[0]
-        return SealResult(
-            version=inspection.versions["version"],
-            model=hashed,
-            files=files,
-            root_digest=oms.root_digest(files),
-            download_dir=str(area.path),
-            download_dir_kept=area.kept,
-            timings={**inspection.timings, "total_seconds": time.monotonic() - started},
-            recorded_tag=oms.SEAL_TAG if inspection.recorded_tags else None,
-        )
+        tags_to_record=judge,
+    ):
+        return sealed[0]
 
 
 # The largest reference file read (a manifest of a model of a million files is about 150 MB).
 REFERENCE_MAX_BYTES = 512 * 1024 * 1024
 
 
+def _refuse_unless_regular_file(path: str | os.PathLike[str], what: str, option: str) -> None:
+    """A reference must be a regular file: a FIFO would block the run, a device never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # the read that follows says why, in the reader's own words
+    if not stat.S_ISREG(mode):
+        raise ManifestError(
+            f"the {what} {path} is not a regular file",
+            cause="a device, a pipe or a folder given instead of the file",
+            fix=f"give {option} the path of the file itself.",
+        )
+
+
 def _read_reference_file(path: str | os.PathLike[str], what: str, option: str) -> str:
     """A reference file's text; ManifestError (exit 2) when it cannot be read as UTF-8 text."""
+    _refuse_unless_regular_file(path, what, option)
     try:
         with open(path, "rb") as stream:
             data = stream.read(REFERENCE_MAX_BYTES + 1)
@@ -698,6 +728,8 @@ def _given_reference(
         statement = oms.read_statement(text, source=f"the manifest file {manifest_file}")
         found = _GivenReference("manifest", manifest_file, statement, file=manifest_file)
     elif signature_file and public_key_file:
+        _refuse_unless_regular_file(signature_file, "signature bundle", "{option:signature_file}")
+        _refuse_unless_regular_file(public_key_file, "public key", "{option:public_key_file}")
         try:
             signed = oms.verify_signature(signature_file, public_key_file)
         except SignatureMismatch as exc:
@@ -713,7 +745,8 @@ def _given_reference(
         return _GivenReference("digest", digest, oms.Reference(files=None, root=oms.read_digest(digest)))
     else:
         return _GivenReference("recorded-tag", oms.SEAL_TAG, None)
-    if found.reference is not None and not found.reference.files:
+    listed = set(found.reference.files or ()) - {REGISTERED_MODEL_META} if found.reference else set()
+    if found.reference is not None and not listed:
         raise ManifestError(
             f"the {found.kind} {found.source} lists no file: it would verify any model",
             cause="a statement made of an empty folder, or one whose files were all ignored",

@@ -171,6 +171,7 @@ class SealResult:
     download_dir_kept: bool
     timings: Mapping[str, float] = field(default_factory=dict)
     # The model version tag set to `sha256:<root_digest>` (seal --record-tag), None when none was.
+    # Seen by `before_recording` before the tag is set: a failure to set it raises instead.
     recorded_tag: str | None = None
 
     @property

@@ -122,7 +122,22 @@ def secrets_of(inputs: Mapping[str, str]) -> list[str]:
     found += config_secrets(inputs.get("databricks-config", ""))
     for name in ("tracking-uri", "registry-uri"):
         found += secrets_in_uri(inputs.get(name, ""))
+    if holds_private_key(inputs.get("public-key", "")):
+        # The wrong secret pasted into public-key: it is refused, and never shown, line by line.
+        value = inputs["public-key"]
+        found += [value.strip()] + [line.strip() for line in value.splitlines() if len(line.strip()) >= 8]
     return found
+
+
+def holds_private_key(value: str) -> bool:
+    return "PRIVATE KEY" in value
+
+
+def shown_input(name: str, value: str) -> str:
+    """An input as an error report shows it: PEM text by its shape only (it may be a private key)."""
+    if name == "public-key" and (is_pem_text(value) or holds_private_key(value)):
+        return f"<PEM text, {len(value.strip().splitlines())} lines>"
+    return redact(value)
 
 
 def boolean(inputs: Mapping[str, str], name: str) -> bool:
@@ -412,7 +427,14 @@ def _reference_arguments(
 def public_key_file(value: str) -> Iterator[str | None]:
     """The public-key input's PEM text in a private temporary file (0600 in a 0700 directory),
     removed after; None when the input is a path (or empty). The key is public: the file is
-    private so that nobody can swap it for another between its writing and its reading."""
+    private so that nobody can swap it for another between its writing and its reading.
+    A private key given by mistake is refused (ActionInputError), never written."""
+    if holds_private_key(value):
+        raise ActionInputError(
+            "the public-key input holds a private key. Likely cause: the signing key's secret was "
+            "given instead of its public half. Fix: give the public key (PEM 'BEGIN PUBLIC KEY'), "
+            "and treat the private key as exposed to this job: rotate it."
+        )
     if not is_pem_text(value):
         yield None
         return
@@ -784,7 +806,7 @@ def _write_input_error_report(
 
     given = inputs["command"].strip().lower()
     command = given if given in COMMANDS else "check"
-    shown = {name: redact(value) for name, value in inputs.items() if name not in SECRET_INPUTS}
+    shown = {name: shown_input(name, value) for name, value in inputs.items() if name not in SECRET_INPUTS}
     report = finalized(error_report(command, error, {"inputs": shown}), run_nonce)
     try:
         write_report(report, path, "report-file")

@@ -118,7 +118,11 @@ def _md_verify(report: Mapping[str, Any]) -> list[str]:
         "",
         f"Reference: {_md(reference['kind'])} `{_md(reference['source'])}`",
         f"Root digest now `{_md(section['root_digest'])}`"
-        + (f", expected `{_md(reference['root_digest'])}`" if reference["files"] is None else ""),
+        + (
+            f", expected `{_md(reference['root_digest'])}`"
+            if reference["files"] is None and reference["root_digest"]
+            else ""
+        ),
     ]
     if section["problem"]:
         lines += ["", f"**{_md(section['problem'])}**"]

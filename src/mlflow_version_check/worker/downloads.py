@@ -356,7 +356,13 @@ def download_tree(
 
 
 def read_mlmodel(root: Path, manifest: dict[str, FileEntry]) -> str | None:
+    """The MLmodel file's text as MLflow reads it (strict UTF-8, universal newlines); None when there
+    is none, it is too large, or it is not UTF-8: MLflow cannot load such a model, so it must never
+    compare equal (a replaced byte inside an ignored identity field would)."""
     entry = manifest.get("MLmodel")
     if entry is None or entry.size > MLMODEL_MAX_BYTES:
         return None
-    return (root / "MLmodel").read_text(encoding="utf-8", errors="replace")
+    try:
+        return (root / "MLmodel").read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
