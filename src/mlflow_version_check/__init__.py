@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditResult",
     "CheckResult",
     "CompareResult",
     "SealResult",
     "VerifyResult",
     "VersionCheckError",
     "__version__",
+    "audit_registry",
     "check_model_version",
     "compare_model_versions",
     "seal_model_version",
@@ -27,11 +29,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .audit import audit_registry
     from .core import check_model_version, compare_model_versions, seal_model_version, verify_model_version
     from .errors import VersionCheckError
-    from .results import CheckResult, CompareResult, SealResult, VerifyResult
+    from .results import AuditResult, CheckResult, CompareResult, SealResult, VerifyResult
 
 _LAZY = {
+    "audit_registry": ("audit", "audit_registry"),
+    "AuditResult": ("results", "AuditResult"),
     "check_model_version": ("core", "check_model_version"),
     "compare_model_versions": ("core", "compare_model_versions"),
     "seal_model_version": ("core", "seal_model_version"),

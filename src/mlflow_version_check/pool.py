@@ -27,6 +27,7 @@ from typing import IO, Any
 from . import protocol
 from .errors import Interrupted, VersionCheckError, WorkerCrashed
 from .protocol import (
+    AuditRequest,
     DownloadPlan,
     DownloadProgress,
     LocatedVersion,
@@ -143,7 +144,7 @@ class Worker:
     def __init__(
         self,
         server: ServerSpec,
-        request: Request,
+        request: Request | AuditRequest,
         *,
         label: str = "",
         on_progress: ProgressCallback | None = None,
@@ -238,9 +239,7 @@ class Worker:
 
     # -- phases --------------------------------------------------------------------------------
 
-    def _next(
-        self, wanted: type[protocol.Located] | type[protocol.Downloaded] | type[protocol.TagsRecorded]
-    ) -> Any:
+    def _next(self, wanted: type[Any] | tuple[type[Any], ...]) -> Any:
         prefix = f"{self.label}: " if self.label else ""
         while True:
             event = self.events.get()
@@ -262,6 +261,14 @@ class Worker:
                 )
             # Any other event out of its phase: the parent and the worker disagree.
             raise WorkerCrashed(f"{prefix}internal error: the worker sent {event.kind!r} out of turn")
+
+    def send(self, message: protocol.AuditPlan) -> None:
+        """A message of an audit's conversation (audit.py drives it)."""
+        self._send(protocol.encode(message))
+
+    def wait_for(self, wanted: type[Any] | tuple[type[Any], ...]) -> Any:
+        """The next event of the `wanted` kind(s); a failure raises its error, a crash WorkerCrashed."""
+        return self._next(wanted)
 
     def wait_located(self) -> protocol.Located:
         """Block until the worker has resolved and located everything; raise its error otherwise."""

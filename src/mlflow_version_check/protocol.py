@@ -17,6 +17,12 @@ The conversation, in two phases and an optional third (DESIGN.md, "one worker pr
    took), or nothing (the parent closes the worker's stdin).
    worker -> parent: one `TagsRecorded` event.
 
+An audit (audit.py) is a conversation of its own, with one worker for the whole registry:
+parent -> worker: an `AuditRequest` (the server, the selection); worker -> parent: `Listed` (every
+version the selection names); parent -> worker: an `AuditPlan` (the versions of this shard, where to
+download each, how many at once), or an abort; worker -> parent: a `VersionAudited` or
+`VersionFailed` event per version, as each is done (its files removed by then), then `AuditDone`.
+
 A `Failure` event ends the conversation at any point; it carries the named error's structured
 fields. The manifest of a model travels as `{path: [size, sha256]}`: it is the bulk of a message
 (thousands of files) and that is its compact form; `ModelManifest` converts it to `FileEntry`s once.
@@ -328,6 +334,124 @@ class TagPlan:
         return cls(tuple(VersionTag.from_json(item) for item in _field(data, "tags")))
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which versions an audit covers: the named models (else `filter`, MLflow's search syntax, else
+    every model), and of those `versions`: all, aliased (an alias, or a stage other than None), or
+    latest (each model's highest version number)."""
+
+    models: tuple[str, ...] = ()
+    filter: str | None = None
+    versions: str = "all"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"models": list(self.models), "filter": self.filter, "versions": self.versions}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Selection:
+        versions = str(_field(data, "versions"))
+        if versions not in AUDIT_VERSIONS:
+            raise ProtocolError(f"an audit selection names unknown versions: {versions!r}")
+        return cls(
+            models=tuple(str(name) for name in data.get("models") or ()),
+            filter=_optional_str(data.get("filter")),
+            versions=versions,
+        )
+
+
+AUDIT_VERSIONS = ("all", "aliased", "latest")
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    """An audit's first message: the one server and the selection to list there."""
+
+    tracking_uri: str
+    registry_uri: str | None
+    selection: Selection
+    private_paths: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "audit": self.selection.to_json(),
+            "tracking_uri": self.tracking_uri,
+            "registry_uri": self.registry_uri,
+            "private_paths": list(self.private_paths),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AuditRequest:
+        return cls(
+            tracking_uri=str(_field(data, "tracking_uri")),
+            registry_uri=_optional_str(data.get("registry_uri")) or None,
+            selection=Selection.from_json(_field(data, "audit")),
+            private_paths=tuple(str(path) for path in data.get("private_paths") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class ListedVersion:
+    """A version as the registry's search lists it (aliases only when the selection needs them)."""
+
+    name: str
+    version: str
+    stage: str | None
+    aliases: tuple[str, ...] = ()
+
+    def to_json(self) -> list[Any]:
+        return [self.name, self.version, self.stage, list(self.aliases)]
+
+    @classmethod
+    def from_json(cls, data: Any) -> ListedVersion:
+        if not isinstance(data, list) or len(data) != 4:
+            raise ProtocolError(f"a listed version is not [name, version, stage, aliases]: {str(data)[:200]}")
+        name, version, stage, aliases = data
+        return cls(
+            str(name), str(version), _optional_str(stage), tuple(str(alias) for alias in aliases or ())
+        )
+
+
+@dataclass(frozen=True)
+class AuditItem:
+    """One version to audit: its key in the events, and the folder its models are downloaded into
+    (removed by the worker once they are hashed)."""
+
+    key: str
+    name: str
+    version: str
+    destination: str
+
+    def to_json(self) -> list[str]:
+        return [self.key, self.name, self.version, self.destination]
+
+    @classmethod
+    def from_json(cls, data: Any) -> AuditItem:
+        if not isinstance(data, list) or len(data) != 4:
+            raise ProtocolError(f"an audit item is not [key, name, version, destination]: {str(data)[:200]}")
+        return cls(*(str(part) for part in data))
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """The versions of this audit (its shard), `jobs` at a time; or an abort."""
+
+    items: tuple[AuditItem, ...] = ()
+    jobs: int = 1
+    abort: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        if self.abort:
+            return {"abort": True}
+        return {"items": [item.to_json() for item in self.items], "jobs": self.jobs}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> AuditPlan:
+        if not data or data.get("abort") or "items" not in data:
+            return cls(abort=True)
+        jobs = int(data.get("jobs") or 1)
+        return cls(tuple(AuditItem.from_json(item) for item in data["items"]), max(1, jobs))
+
+
 # ---------------------------------------------------------------------------------------------
 # Events: worker -> parent, one JSON object per line with its kind in "event".
 
@@ -426,6 +550,88 @@ class TagsRecorded:
 
 
 @dataclass(frozen=True)
+class Listed:
+    """An audit's selection, listed: every version it names."""
+
+    kind: ClassVar[str] = "listed"
+    versions: tuple[ListedVersion, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, "versions": [version.to_json() for version in self.versions]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Listed:
+        return cls(tuple(ListedVersion.from_json(item) for item in _field(data, "versions")))
+
+
+@dataclass(frozen=True)
+class VersionAudited:
+    """One audited version: located, and a manifest per distinct storage location (one when the run
+    model and the registry model are the same location: `ModelManifest.role` says which)."""
+
+    kind: ClassVar[str] = "audited"
+    located: LocatedVersion
+    manifests: tuple[ModelManifest, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "located": self.located.to_json(),
+            "manifests": [manifest.to_json() for manifest in self.manifests],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VersionAudited:
+        return cls(
+            LocatedVersion.from_json(_field(data, "located")),
+            tuple(ModelManifest.from_json(item) for item in _field(data, "manifests")),
+        )
+
+
+@dataclass(frozen=True)
+class VersionFailed:
+    """One version that could not be audited: the named error's fields, and the version's registry
+    record when it was read before the failure."""
+
+    kind: ClassVar[str] = "audit_failed"
+    key: str
+    version: RegistryVersion | None
+    failure: Failure
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "key": self.key,
+            "version": self.version.to_json() if self.version else None,
+            "type": self.failure.type,
+            "fields": dict(self.failure.fields),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VersionFailed:
+        version = data.get("version")
+        return cls(
+            str(_field(data, "key")),
+            RegistryVersion.from_json(version) if version else None,
+            Failure.from_json(data),
+        )
+
+
+@dataclass(frozen=True)
+class AuditDone:
+    """Every version of the audit plan has its event."""
+
+    kind: ClassVar[str] = "audit_done"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AuditDone:
+        return cls()
+
+
+@dataclass(frozen=True)
 class Failure:
     """The worker stopped with a named error (errors.py); the fields of its one-line message."""
 
@@ -452,13 +658,36 @@ class Failure:
         return error_class.from_fields(self.fields, prefix=f"{label}: " if label else "")
 
 
-Event = Resolved | Located | DownloadProgress | Downloaded | TagsRecorded | Failure
+Event = (
+    Resolved
+    | Located
+    | DownloadProgress
+    | Downloaded
+    | TagsRecorded
+    | Listed
+    | VersionAudited
+    | VersionFailed
+    | AuditDone
+    | Failure
+)
 EVENTS: dict[str, Any] = {
-    event.kind: event for event in (Resolved, Located, DownloadProgress, Downloaded, TagsRecorded, Failure)
+    event.kind: event
+    for event in (
+        Resolved,
+        Located,
+        DownloadProgress,
+        Downloaded,
+        TagsRecorded,
+        Listed,
+        VersionAudited,
+        VersionFailed,
+        AuditDone,
+        Failure,
+    )
 }
 
 
-def encode(message: Request | DownloadPlan | TagPlan | Event) -> str:
+def encode(message: Request | DownloadPlan | TagPlan | AuditRequest | AuditPlan | Event) -> str:
     """One line of the wire (no newline inside: JSON escapes it)."""
     return json.dumps(message.to_json())
 

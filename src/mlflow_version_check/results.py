@@ -6,11 +6,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from .comparison import MLMODEL, MLmodel, ReferenceComparison, TreeComparison, TreeSummary
+from .comparison import MLMODEL, FileDifference, MLmodel, ReferenceComparison, TreeComparison, TreeSummary
+from .errors import VersionCheckError
 from .integrity import IntegrityReport
 from .manifest import FileEntry
 from .oms import Reference
-from .protocol import RegistryVersion
+from .protocol import RegistryVersion, Selection
 
 
 @dataclass(frozen=True)
@@ -242,3 +243,59 @@ class VerifyResult:
     @property
     def status(self) -> str:
         return "passed" if self.equals else "failed"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audited version: `passed`, `failed` (check found a difference or an incomplete model, or
+    the files changed since the recorded seal) or `error` (it could not be checked: `error` says why)."""
+
+    model: str
+    version: str
+    aliases: tuple[str, ...]
+    stage: str | None
+    status: str
+    # None when the version could not be checked.
+    same_location: bool | None
+    # The registry model's OMS root digest (hex), as `seal` would record it.
+    root_digest: str | None
+    # The recorded seal (seal --record-tag), and whether the files still have its root digest.
+    seal_tag: str | None
+    seal_verified: bool | None
+    differences: tuple[FileDifference, ...]
+    # Why a model on one location is incomplete, and a seal mismatch.
+    problems: tuple[str, ...]
+    files: int | None
+    bytes: int | None
+    error: VersionCheckError | None = None
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Every audited version of one registry (of this shard), with what the selection was."""
+
+    tracking_uri: str
+    registry_uri: str | None
+    selection: Selection
+    # (index, total), 1-based; None when the whole selection was audited.
+    shard: tuple[int, int] | None
+    # The whole selection's size and fingerprint (audit.fingerprint), whatever the shard.
+    total: int
+    fingerprint: str
+    entries: tuple[AuditEntry, ...]
+    jobs: int
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(entry.status == status for entry in self.entries)
+
+    @property
+    def status(self) -> str:
+        """failed when any version failed, else error when any could not be checked, else passed."""
+        if self.count("failed"):
+            return "failed"
+        return "error" if self.count("error") else "passed"
+
+    @property
+    def equals(self) -> bool | None:
+        return {"passed": True, "failed": False}.get(self.status)

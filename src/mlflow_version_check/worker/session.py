@@ -29,6 +29,7 @@ from ..errors import (
     VersionCheckError,
 )
 from ..protocol import (
+    AuditRequest,
     DownloadPlan,
     LocatedModel,
     LocatedVersion,
@@ -228,7 +229,15 @@ def record_tags(session: Session, plan: TagPlan) -> None:
 def serve(read_line: Callable[[], str], emit: Emit) -> None:
     """The protocol (protocol.py): Request -> Resolved..., Located -> DownloadPlan -> Downloaded
     [-> TagPlan -> TagsRecorded]."""
-    request = Request.from_json(json.loads(read_line()))
+    first = json.loads(read_line())
+    if isinstance(first, dict) and "audit" in first:
+        from .audit import serve_audit
+
+        audit = AuditRequest.from_json(first)
+        PRIVATE_PATHS[:] = list(audit.private_paths)
+        serve_audit(Session.open(audit.tracking_uri, audit.registry_uri), audit, read_line, emit)
+        return
+    request = Request.from_json(first)
     PRIVATE_PATHS[:] = list(request.private_paths)
     session = Session.open(request.tracking_uri, request.registry_uri)
     located: dict[str, Located] = {}

@@ -1,0 +1,320 @@
+"""Registry audit: every selected version checked (and verified against its recorded seal) by one
+worker, one report; a stable partition into shards for a CI job matrix; shard reports merged.
+
+`audit_registry` lists the selection through the worker, keeps this shard's versions, and judges
+each version as its event arrives: what `check` does (run model against registry copy, or the
+completeness of one location) and, when the version carries the tag `seal --record-tag` wrote, its
+root digest against that tag. Like the core it never prints and never exits.
+
+Shards: a version belongs to shard `1 + H(name, version) mod N`, H the first 64 bits of a SHA-256,
+so the same version lands in the same shard whatever order the server lists versions in and
+whichever job asks. Every shard report records the whole selection's size and fingerprint (a
+SHA-256 of its sorted `name NUL version` lines), which is how `merge_audit_reports` knows the shards
+are of one selection and that together they cover it exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from . import databricks, oms, protocol
+from .comparison import MLmodel, without_registry_meta
+from .core import compare_pair, download_area, resolve_server_uris, server_spec, validate_timeouts
+from .errors import InvalidOption, ManifestError, ModelVersionNotFound, VersionCheckError, WorkerCrashed
+from .integrity import check_integrity
+from .pool import PRIVATE_PATHS, LogCallback, Worker
+from .protocol import AUDIT_VERSIONS, AuditItem, AuditPlan, AuditRequest, ListedVersion, Selection
+from .results import AuditEntry, AuditResult, CheckResult, DownloadedModel, ModelVersionInfo
+
+DEFAULT_JOBS = 4  # downloads wait on the network far more than on the 2 cores hashing them
+MAX_JOBS = 64
+_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """`I/N` (1-based), or `auto`: GitLab's CI_NODE_INDEX / CI_NODE_TOTAL (none set: no sharding)."""
+    if text is None or not text.strip():
+        return None
+    environ = os.environ if environ is None else environ
+    if text.strip().lower() == "auto":
+        index, total = environ.get("CI_NODE_INDEX", ""), environ.get("CI_NODE_TOTAL", "")
+        if not index and not total:
+            return None
+        text = f"{index}/{total}"
+    found = _SHARD.fullmatch(text)
+    if not found or not 1 <= int(found[1]) <= int(found[2]):
+        raise InvalidOption(
+            f"{{option:shard}} {text!r} is not I/N with 1 <= I <= N",
+            fix="give e.g. 2/4 (the second of four shards), or auto under GitLab's parallel:.",
+            what_names_options=True,
+        )
+    return int(found[1]), int(found[2])
+
+
+def shard_of(name: str, version: str, total: int) -> int:
+    """The 1-based shard a version belongs to among `total` (see the module docstring)."""
+    digest = hashlib.sha256(f"{name}\0{version}".encode("utf-8", "surrogatepass")).digest()
+    return 1 + int.from_bytes(digest[:8], "big") % total
+
+
+def fingerprint(versions: Iterable[tuple[str, str]]) -> str:
+    """SHA-256 of the sorted `name NUL version LF` lines of a selection, as `sha256:<hex>`."""
+    digest = hashlib.sha256()
+    for name, version in sorted(set(versions)):
+        digest.update(f"{name}\0{version}\n".encode("utf-8", "surrogatepass"))
+    return "sha256:" + digest.hexdigest()
+
+
+def narrowed(listed: Sequence[ListedVersion], versions: str) -> list[ListedVersion]:
+    """The listed versions that `versions` keeps (all; aliased: an alias or a stage other than
+    None; latest: each model's highest version number), one each, in (name, version) order."""
+    unique = {(item.name, item.version): item for item in listed}
+    kept = list(unique.values())
+    if versions == "aliased":
+        kept = [item for item in kept if item.aliases or (item.stage not in (None, "None"))]
+    elif versions == "latest":
+        newest: dict[str, ListedVersion] = {}
+        for item in kept:
+            if item.name not in newest or _number(item.version) > _number(newest[item.name].version):
+                newest[item.name] = item
+        kept = list(newest.values())
+    return sorted(kept, key=lambda item: (item.name, _number(item.version)))
+
+
+def _number(version: str) -> int:
+    return int(version) if version.isdigit() else -1
+
+
+def validate_selection(models: Sequence[str], filter_expression: str | None, versions: str) -> Selection:
+    names = tuple(name.strip() for name in models)
+    if any(not name for name in names):
+        raise InvalidOption("a {option:model} is empty", fix="give registered model names.")
+    if names and filter_expression:
+        raise InvalidOption(
+            "{option:model} and {option:filter} both select models",
+            fix="give the names, or a filter (e.g. name IN ('a', 'b')), not both.",
+            what_names_options=True,
+        )
+    if versions not in AUDIT_VERSIONS:
+        raise InvalidOption(
+            f"{{option:versions}} {versions!r} is not one of {', '.join(AUDIT_VERSIONS)}",
+            fix="give all, aliased or latest.",
+            what_names_options=True,
+        )
+    return Selection(
+        models=tuple(dict.fromkeys(names)),
+        filter=(filter_expression or "").strip() or None,
+        versions=versions,
+    )
+
+
+def audit_registry(
+    *,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    models: Sequence[str] = (),
+    filter_expression: str | None = None,
+    versions: str = "all",
+    shard: str | tuple[int, int] | None = None,
+    jobs: int = DEFAULT_JOBS,
+    timeout: float = 30.0,
+    retries: int = 2,
+    on_version: Callable[[AuditEntry, int, int], None] | None = None,
+    on_log: LogCallback | None = None,
+) -> AuditResult:
+    """Audit every selected version of one registry: check each (and verify it against the root
+    digest `seal --record-tag` recorded, when it has one); `shard` (`I/N`, `auto` or a tuple) audits
+    that part of the selection only. One version's failure never stops the others: it is an `error`
+    entry. `on_version(entry, done, planned)` is called as each version is judged.
+    Raises a VersionCheckError when the selection cannot be listed, or names no version.
+    """
+    selection = validate_selection(models, filter_expression, versions)
+    part = shard if isinstance(shard, tuple) or shard is None else parse_shard(shard)
+    if isinstance(part, tuple) and not 1 <= part[0] <= part[1]:
+        raise InvalidOption(
+            f"{{option:shard}} {part[0]}/{part[1]} is not I/N with 1 <= I <= N", what_names_options=True
+        )
+    validate_timeouts(timeout, retries)
+    if not 1 <= jobs <= MAX_JOBS:
+        raise InvalidOption(
+            f"{{option:jobs}} must be between 1 and {MAX_JOBS}, not {jobs}.", what_names_options=True
+        )
+    tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
+    server = server_spec(tracking, registry, "", timeout=timeout, retries=retries)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        run_env: dict[str, str] = {}
+        if databricks.uses_databricks(server.tracking_uri) or databricks.uses_databricks(
+            server.registry_uri or ""
+        ):
+            run_env = stack.enter_context(databricks.bounded_config(timeout, os.environ))
+        area = stack.enter_context(download_area(None, "audit"))
+        private = [*PRIVATE_PATHS, str(area.path)]
+        if run_env:
+            private.append(str(Path(run_env["DATABRICKS_CONFIG_FILE"]).parent))
+        worker = Worker(
+            server,
+            AuditRequest(tracking, registry, selection, tuple(private)),
+            on_log=on_log,
+            run_env=run_env,
+        )
+        stack.callback(worker.kill)
+        worker.start()
+        listed: protocol.Listed = worker.wait_for(protocol.Listed)
+        chosen = narrowed(listed.versions, selection.versions)
+        if not chosen:
+            worker.send(AuditPlan(abort=True))
+            raise ModelVersionNotFound(
+                "the selection names no model version",
+                cause="no registered model matches, or none of their versions is "
+                + {"all": "registered", "aliased": "aliased or in a stage", "latest": "registered"}[
+                    selection.versions
+                ],
+                fix="check {option:model} / {option:filter} / {option:versions} and the tracking URI.",
+            )
+        mine = [
+            item for item in chosen if part is None or shard_of(item.name, item.version, part[1]) == part[0]
+        ]
+        listed_seconds = time.monotonic() - started
+        items = tuple(
+            AuditItem(str(index), item.name, item.version, str(area.path / f"v{index}"))
+            for index, item in enumerate(mine)
+        )
+        worker.send(AuditPlan(items, jobs=jobs))
+        entries = _collect(worker, items, tracking, registry, on_version)
+    ordered = sorted(entries.values(), key=lambda entry: (entry.model, _number(entry.version)))
+    return AuditResult(
+        tracking_uri=tracking,
+        registry_uri=registry,
+        selection=selection,
+        shard=part,
+        total=len(chosen),
+        fingerprint=fingerprint((item.name, item.version) for item in chosen),
+        entries=tuple(ordered),
+        jobs=jobs,
+        timings={"list_seconds": listed_seconds, "total_seconds": time.monotonic() - started},
+    )
+
+
+def _collect(
+    worker: Worker,
+    items: Sequence[AuditItem],
+    tracking: str,
+    registry: str | None,
+    on_version: Callable[[AuditEntry, int, int], None] | None,
+) -> dict[str, AuditEntry]:
+    """Each version's entry, judged as its event arrives, until the worker says it is done."""
+    entries: dict[str, AuditEntry] = {}
+    by_key = {item.key: item for item in items}
+    while True:
+        event = worker.wait_for((protocol.VersionAudited, protocol.VersionFailed, protocol.AuditDone))
+        if isinstance(event, protocol.AuditDone):
+            break
+        key = event.located.key if isinstance(event, protocol.VersionAudited) else event.key
+        if key not in by_key or key in entries:
+            raise WorkerCrashed(f"internal error: the worker answered for version key {key!r} out of turn")
+        if isinstance(event, protocol.VersionAudited):
+            entries[key] = judged(event, tracking, registry)
+        else:
+            entries[key] = failed_entry(by_key[key], event)
+        if on_version is not None:
+            on_version(entries[key], len(entries), len(items))
+    worker.finish()
+    missing = [item for item in items if item.key not in entries]
+    if missing:  # the worker said it was done: a disagreement, never a silent gap in the report
+        raise WorkerCrashed(f"internal error: the worker ended the audit without {len(missing)} version(s)")
+    return entries
+
+
+def _downloaded(
+    role: str, event: protocol.VersionAudited, manifest: protocol.ModelManifest
+) -> DownloadedModel:
+    where = event.located.models[role]
+    mlmodel = MLmodel.parse(manifest.mlmodel_text)
+    return DownloadedModel(
+        role=role,
+        uri=where.uri,
+        location=where.location,
+        local_path="",
+        manifest=manifest.files,
+        mlmodel_text=manifest.mlmodel_text,
+        integrity=check_integrity(manifest.files, mlmodel),
+        download_seconds=0.0,
+        shared_with=None if manifest.role == role else manifest.role,
+        mlmodel=mlmodel,
+    )
+
+
+def judged(event: protocol.VersionAudited, tracking_uri: str, registry_uri: str | None) -> AuditEntry:
+    """One downloaded version, judged as `check` judges it, then against its recorded seal."""
+    by_role = {manifest.role: manifest for manifest in event.manifests}
+    run_manifest = by_role["run_model"]
+    reg_manifest = by_role.get("reg_model", run_manifest)  # one location: one download
+    run_model = _downloaded("run_model", event, run_manifest)
+    reg_model = _downloaded("reg_model", event, reg_manifest)
+    version = ModelVersionInfo.of(event.located.version, tracking_uri, registry_uri)
+    pair = compare_pair("check", run_model, reg_model, strict=False, left_native=None)
+    check = CheckResult(
+        version, pair, native_model=None, strict=False, download_dir="", download_dir_kept=False
+    )
+    problems = list(run_model.integrity.problems) if check.same_location else []
+    sealed_files = without_registry_meta(reg_model.manifest)[0]
+    root = oms.root_digest(sealed_files)
+    seal_verified: bool | None = None
+    error: VersionCheckError | None = None
+    if version.seal_tag is not None:
+        try:
+            recorded = oms.read_digest(version.seal_tag.strip())
+        except ManifestError as exc:
+            exc.what = f"the tag {oms.SEAL_TAG}: {exc.what}"
+            error = exc
+        else:
+            seal_verified = recorded == root
+            if not seal_verified:
+                problems.append(
+                    f"the registry model's root digest sha256:{root} is not the one seal recorded "
+                    f"(sha256:{recorded}): its files changed since the seal"
+                )
+    status = "error" if error else "passed" if check.equals and seal_verified is not False else "failed"
+    return AuditEntry(
+        model=version.name,
+        version=version.version,
+        aliases=version.aliases,
+        stage=version.stage,
+        status=status,
+        same_location=check.same_location,
+        root_digest=root,
+        seal_tag=version.seal_tag,
+        seal_verified=seal_verified,
+        differences=check.comparison.differences if check.comparison else (),
+        problems=tuple(problems),
+        files=len(sealed_files),
+        bytes=sum(entry.size for entry in sealed_files.values()),
+        error=error,
+    )
+
+
+def failed_entry(item: AuditItem, event: protocol.VersionFailed) -> AuditEntry:
+    version = event.version
+    return AuditEntry(
+        model=item.name,
+        version=item.version,
+        aliases=version.aliases if version else (),
+        stage=version.stage if version else None,
+        status="error",
+        same_location=None,
+        root_digest=None,
+        seal_tag=version.seal_tag if version else None,
+        seal_verified=None,
+        differences=(),
+        problems=(),
+        files=None,
+        bytes=None,
+        error=event.failure.error(),
+    )
