@@ -22,11 +22,19 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import databricks, oms, protocol
 from .comparison import MLmodel, without_registry_meta
 from .core import compare_pair, download_area, resolve_server_uris, server_spec, validate_timeouts
-from .errors import InvalidOption, ManifestError, ModelVersionNotFound, VersionCheckError, WorkerCrashed
+from .errors import (
+    AuditMergeError,
+    InvalidOption,
+    ManifestError,
+    ModelVersionNotFound,
+    VersionCheckError,
+    WorkerCrashed,
+)
 from .integrity import check_integrity
 from .pool import PRIVATE_PATHS, LogCallback, Worker
 from .protocol import AUDIT_VERSIONS, AuditItem, AuditPlan, AuditRequest, ListedVersion, Selection
@@ -94,10 +102,10 @@ def _number(version: str) -> int:
 def validate_selection(models: Sequence[str], filter_expression: str | None, versions: str) -> Selection:
     names = tuple(name.strip() for name in models)
     if any(not name for name in names):
-        raise InvalidOption("a {option:model} is empty", fix="give registered model names.")
+        raise InvalidOption("a {option:models} name is empty", fix="give registered model names.")
     if names and filter_expression:
         raise InvalidOption(
-            "{option:model} and {option:filter} both select models",
+            "{option:models} and {option:filter} both select models",
             fix="give the names, or a filter (e.g. name IN ('a', 'b')), not both.",
             what_names_options=True,
         )
@@ -176,7 +184,7 @@ def audit_registry(
                 + {"all": "registered", "aliased": "aliased or in a stage", "latest": "registered"}[
                     selection.versions
                 ],
-                fix="check {option:model} / {option:filter} / {option:versions} and the tracking URI.",
+                fix="check {option:models} / {option:filter} / {option:versions} and the tracking URI.",
             )
         mine = [
             item for item in chosen if part is None or shard_of(item.name, item.version, part[1]) == part[0]
@@ -318,3 +326,132 @@ def failed_entry(item: AuditItem, event: protocol.VersionFailed) -> AuditEntry:
         bytes=None,
         error=event.failure.error(),
     )
+
+
+def merge_audit_reports(
+    reports: Sequence[tuple[str, Mapping[str, Any]]], options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One audit report from the reports of every shard of one selection (`(file, report)` pairs):
+    the same versions, verdict and exit code as an unsharded audit of that selection.
+
+    Refused (AuditMergeError, exit 2), naming the files: a report that is not an audit or whose
+    audit did not run, shards of different selections or shard counts, a shard missing or given
+    twice, a version in the wrong shard or in two, or shards that do not cover the selection.
+    """
+    from .report.document import audit_envelope
+
+    if not reports:
+        raise AuditMergeError("no shard report to merge", fix="give the report files of every shard.")
+    sections: list[tuple[str, Mapping[str, Any]]] = []
+    for name, report in reports:
+        section = report.get("Audit") if isinstance(report, Mapping) else None
+        command = (report.get("System") or {}).get("command") if isinstance(report, Mapping) else None
+        if command != "audit" or not isinstance(section, Mapping):
+            why = (
+                "is not an audit report"
+                if command != "audit"
+                else "is the report of an audit that did not run"
+            )
+            raise AuditMergeError(
+                f"{name} {why}",
+                cause="another file matched, or that shard's job failed before it listed the registry",
+                fix="rerun the failed shard, or give only the audit reports of this run's shards.",
+            )
+        sections.append((name, section))
+    first = sections[0][1]
+    totals = {_shard_total(name, section) for name, section in sections}
+    keys = {
+        (repr(section["selection"]), section["server"]["tracking_uri"], section["server"]["registry_uri"])
+        for _, section in sections
+    }
+    if len(keys) > 1 or len(totals) > 1:
+        raise AuditMergeError(
+            "the reports are shards of different audits: "
+            + ", ".join(
+                f"{name} ({section['shard'] or 'unsharded'}, {section['selection']['fingerprint'][:19]})"
+                for name, section in sections
+            ),
+            cause="reports of another run, another selection or another shard count",
+            fix="give the reports of one run's shards only.",
+        )
+    total = totals.pop()
+    seen: dict[int, str] = {}
+    for name, section in sections:
+        index = _shard_index(name, section)
+        if index in seen:
+            raise AuditMergeError(
+                f"shard {index}/{total} is given twice: {seen[index]} and {name}",
+                fix="give each shard's report once.",
+            )
+        seen[index] = name
+    missing = [index for index in range(1, total + 1) if index not in seen]
+    if missing:
+        raise AuditMergeError(
+            f"shard{'s' if len(missing) > 1 else ''} {', '.join(f'{index}/{total}' for index in missing)} "
+            f"missing: only {', '.join(f'{index}/{total}' for index in sorted(seen))} given",
+            cause="a shard's job failed or its artifact was not downloaded",
+            fix="rerun the missing shards, and give every shard's report.",
+        )
+    versions: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for name, section in sections:
+        index = _shard_index(name, section)
+        for item in section["versions"]:
+            key = (str(item["model"]), str(item["version"]))
+            if key in versions:
+                raise AuditMergeError(
+                    f"{key[0]} version {key[1]} is in two shard reports (one is {name})",
+                    fix="give the reports of one run's shards only.",
+                )
+            if total > 1 and shard_of(key[0], key[1], total) != index:
+                raise AuditMergeError(
+                    f"{name} lists {key[0]} version {key[1]}, which belongs to shard "
+                    f"{shard_of(key[0], key[1], total)}/{total}, not {index}/{total}",
+                    cause="a report edited or written by another tool",
+                    fix="give the reports as the shards wrote them.",
+                )
+            versions[key] = item
+    selection = first["selection"]
+    if len(versions) != selection["total"] or fingerprint(versions) != selection["fingerprint"]:
+        raise AuditMergeError(
+            f"the shards list {len(versions)} versions, but the selection had {selection['total']} "
+            f"(fingerprint {selection['fingerprint']})",
+            cause="a shard that could not audit every version it was given, or an edited report",
+            fix="rerun the shards of this audit.",
+        )
+    ordered = [versions[key] for key in sorted(versions, key=lambda key: (key[0], _number(key[1])))]
+    section = {
+        "server": dict(first["server"]),
+        "selection": dict(selection),
+        "shard": None,
+        "merged_from": [
+            f"{_shard_index(name, part)}/{total}: {name}"
+            for name, part in sorted(sections, key=lambda pair: _shard_index(*pair))
+        ],
+        "jobs": None,
+    }
+    report = audit_envelope([dict(item) for item in ordered], options, section)
+    report["Timings"] = {
+        "total_seconds": max(float((r.get("Timings") or {}).get("total_seconds", 0.0)) for _, r in reports)
+    }
+    return report
+
+
+def _report_shard(name: str, section: Mapping[str, Any]) -> tuple[int, int]:
+    """(index, total) of a shard report; an unsharded report is 1/1."""
+    shard = section.get("shard")
+    if shard is None:
+        return 1, 1
+    found = _SHARD.fullmatch(str(shard))
+    if not found or not 1 <= int(found[1]) <= int(found[2]):
+        raise AuditMergeError(
+            f"{name} names its shard {shard!r}, not I/N", fix="give the reports as the shards wrote them."
+        )
+    return int(found[1]), int(found[2])
+
+
+def _shard_index(name: str, section: Mapping[str, Any]) -> int:
+    return _report_shard(name, section)[0]
+
+
+def _shard_total(name: str, section: Mapping[str, Any]) -> int:
+    return _report_shard(name, section)[1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ from .errors import (
     CLI_NAMES,
     EXIT_DIFFERENT,
     EXIT_EQUAL,
+    EXIT_NOT_DONE,
     EXIT_USAGE,
     Interrupted,
     ReportPathError,
@@ -35,7 +37,7 @@ from .redact import redact, remember_secrets, secrets_in_uri
 from .untrusted import safe_line, safe_text
 
 if TYPE_CHECKING:
-    from .results import SealResult
+    from .results import AuditEntry, SealResult
 
 PROGRESS_AFTER_SECONDS = 2.0
 
@@ -1026,6 +1028,136 @@ def verify_command(
     )
 
 
+def run_audit(
+    *,
+    models: Sequence[str],
+    filter_expression: str | None,
+    versions: str,
+    shard: str | None,
+    jobs: int,
+    report_file: str | None,
+    junit_file: str | None,
+    tracking_uri: str | None,
+    registry_uri: str | None,
+    timeout: float,
+    retries: int,
+    verbose: bool,
+    run_nonce: str | None = None,
+) -> int:
+    """Audit a registry (or one shard of it); return the exit code: 1 when any version failed, else
+    3 when any could not be checked, else 0."""
+    from .audit import audit_registry
+    from .core import resolve_server_uris
+    from .report.document import audit_report, error_report, finalized
+    from .report.terminal import audit_summary
+
+    shown_tracking, shown_registry = _shown_server(tracking_uri, registry_uri)
+    options = {
+        "tracking_uri": shown_tracking,
+        "registry_uri": shown_registry,
+        "models": list(models),
+        "filter": filter_expression,
+        "versions": versions,
+        "shard": shard,
+        "jobs": jobs,
+        "report_file": report_file,
+        "junit_file": junit_file,
+        "timeout": timeout,
+        "retries": retries,
+    }
+
+    def judged(entry: AuditEntry, done: int, planned: int) -> None:
+        if verbose or entry.status != "passed":
+            _log(f"[{done}/{planned}] {entry.model} version {entry.version}: {entry.status}")
+
+    try:
+        check_output_paths(report_file, junit_file)
+        tracking, registry = resolve_server_uris(tracking_uri, registry_uri)
+        result = audit_registry(
+            tracking_uri=tracking,
+            registry_uri=registry,
+            models=models,
+            filter_expression=filter_expression,
+            versions=versions,
+            shard=shard,
+            jobs=jobs,
+            timeout=timeout,
+            retries=retries,
+            on_version=judged,
+            on_log=_log if verbose else None,
+        )
+    except VersionCheckError as exc:
+        report = error_report("audit", exc, options, None, OPTION_NAMES.get())
+        return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
+    report = finalized(audit_report(result, options, OPTION_NAMES.get()), run_nonce)
+    return _audit_finished(report, audit_summary, report_file, junit_file)
+
+
+def _audit_finished(
+    report: Mapping[str, Any],
+    summarize: Callable[[Mapping[str, Any]], str],
+    report_file: str | None,
+    junit_file: str | None,
+) -> int:
+    """An audit's verdict: the summary, the report, and the exit code its versions give."""
+    _echo(summarize(report))
+    if not _write(report, report_file, junit_file):
+        return EXIT_USAGE
+    _announced(report, report_file, junit_file, None)
+    return {"passed": EXIT_EQUAL, "failed": EXIT_DIFFERENT}.get(report["status"], EXIT_NOT_DONE)
+
+
+def run_audit_merge(
+    *, reports: Sequence[str], report_file: str | None, junit_file: str | None, run_nonce: str | None = None
+) -> int:
+    """Merge shard reports into one audit report; return the exit code of the merged verdict."""
+    from .audit import merge_audit_reports
+    from .report.document import error_report, finalized
+    from .report.terminal import audit_summary
+
+    options = {"reports": list(reports), "report_file": report_file, "junit_file": junit_file}
+    try:
+        check_output_paths(report_file, junit_file, inputs=[("{option:reports}", path) for path in reports])
+        loaded = [(path, _read_shard_report(path)) for path in reports]
+        merged = merge_audit_reports(loaded, options)
+    except VersionCheckError as exc:
+        report = error_report("audit", exc, options, None, OPTION_NAMES.get())
+        return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
+    return _audit_finished(finalized(merged, run_nonce), audit_summary, report_file, junit_file)
+
+
+# A shard report of a very large registry (a million versions) stays well below this.
+SHARD_REPORT_MAX_BYTES = 1024 * 1024 * 1024
+
+
+def _read_shard_report(path: str) -> dict[str, Any]:
+    from .errors import AuditMergeError
+
+    try:
+        if not Path(path).is_file():
+            raise AuditMergeError(
+                f"the shard report {path} is not a file",
+                cause="a wrong path, or the shard's artifact was not downloaded",
+                fix="give the report files the shards wrote.",
+            )
+        if Path(path).stat().st_size > SHARD_REPORT_MAX_BYTES:
+            raise AuditMergeError(
+                f"the shard report {path} is larger than 1 GiB", fix="give the report files the shards wrote."
+            )
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AuditMergeError(
+            f"cannot read the shard report {path}: {getattr(exc, 'strerror', None) or exc}",
+            cause="a file other than a report, or one cut short",
+            fix="give the report files the shards wrote.",
+        ) from exc
+    if not isinstance(loaded, dict):
+        raise AuditMergeError(
+            f"the shard report {path} is not a JSON object", fix="give the report files the shards wrote."
+        )
+    return loaded
+
+
 def _typer(name: str, help_text: str | None = None) -> typer.Typer:
     return typer.Typer(
         name=name,
@@ -1054,6 +1186,109 @@ app.command("check")(check_command)
 app.command("compare")(compare_command)
 app.command("seal")(seal_command)
 app.command("verify")(verify_command)
+
+audit_app = typer.Typer(
+    name="audit",
+    add_completion=False,
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["--help", "-h"], "max_content_width": 100},
+)
+
+
+@audit_app.callback(invoke_without_command=True)
+def audit_command(
+    context: typer.Context,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="Audit this registered model (repeat for several). Default: every model.",
+            show_default=False,
+        ),
+    ] = None,
+    filter_expression: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Audit the versions this registry search names (MLflow's syntax, passed through, e.g. "
+            "\"name LIKE 'fraud_%'\" or \"tags.team = 'risk'\").",
+            show_default=False,
+        ),
+    ] = None,
+    versions: Annotated[
+        str,
+        typer.Option(
+            "--versions",
+            help="all: every version; aliased: versions with an alias or a stage other than None; latest: "
+            "each model's newest.",
+        ),
+    ] = "all",
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="I/N: audit only the I-th of N stable parts of the selection (a CI matrix job); auto: "
+            "GitLab's CI_NODE_INDEX/CI_NODE_TOTAL.",
+            show_default=False,
+        ),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="Versions downloaded at once.", min=1, max=64)] = 4,
+    report_file: ReportFileOption = None,
+    junit_file: JunitFileOption = None,
+    tracking_uri: TrackingUriOption = None,
+    registry_uri: RegistryUriOption = None,
+    timeout: TimeoutOption = 30.0,
+    retries: RetriesOption = 2,
+    verbose: VerboseOption = False,
+    run_nonce: RunNonceOption = None,
+    version: VersionFlag = False,
+) -> int | None:
+    """Audit a registry: check every selected version (run model against registry copy, and against
+    the root digest seal --record-tag recorded, when it has one), in one report with a JUnit test case
+    per version. `audit merge` merges the reports of the shards of one audit.
+
+    Exit codes: 0 every version passed, 1 at least one failed, 2 wrong invocation, 3 at least one
+    could not be checked (none failed), or the selection could not be listed.
+    """
+    if context.invoked_subcommand is not None:
+        return None
+    return run_audit(
+        models=model or [],
+        filter_expression=filter_expression,
+        versions=versions,
+        shard=shard,
+        jobs=jobs,
+        report_file=report_file,
+        junit_file=junit_file,
+        tracking_uri=tracking_uri,
+        registry_uri=registry_uri,
+        timeout=timeout,
+        retries=retries,
+        verbose=verbose,
+        run_nonce=run_nonce,
+    )
+
+
+@audit_app.command("merge")
+def audit_merge_command(
+    reports: Annotated[
+        list[str], typer.Argument(help="The shard reports (every shard of one audit).", show_default=False)
+    ],
+    report_file: ReportFileOption = None,
+    junit_file: JunitFileOption = None,
+    run_nonce: RunNonceOption = None,
+) -> int:
+    """Merge the reports of every shard of one audit into one report, with the verdict and exit code
+    of an unsharded audit. Missing or duplicated shards, or shards of different selections, are
+    refused (exit 2)."""
+    return run_audit_merge(
+        reports=reports, report_file=report_file, junit_file=junit_file, run_nonce=run_nonce
+    )
+
+
+app.add_typer(audit_app, name="audit")
 
 # The seed's console scripts: the same commands as single-command programs.
 check_app = _typer("check-model-version")

@@ -48,9 +48,15 @@ OPTIONS = (
     "public_key_file",
     "recorded_tag",
     "record_tag",
+    "models",
+    "shard",
+    "jobs",
+    "filter",
+    "versions",
+    "reports",
 )
 # Options whose CLI name is not their parameter's (the issue's and model_signing's spelling).
-CLI_SPELLING = {"signature_file": "--signature", "public_key_file": "--public-key"}
+CLI_SPELLING = {"signature_file": "--signature", "public_key_file": "--public-key", "models": "--model"}
 CLI_NAMES: Mapping[str, str] = {
     name: CLI_SPELLING.get(name, "--" + name.replace("_", "-")) for name in OPTIONS
 }
@@ -238,6 +244,10 @@ class SignatureMismatch(VersionCheckError):
     exit_code = EXIT_DIFFERENT
 
 
+class AuditMergeError(UsageProblem):
+    """Shard reports that cannot be merged: missing, duplicated, of other selections, or unreadable."""
+
+
 ERRORS_BY_NAME: dict[str, type[VersionCheckError]] = {
     cls.__name__: cls
     for cls in (
@@ -259,6 +269,7 @@ ERRORS_BY_NAME: dict[str, type[VersionCheckError]] = {
         WorkerCrashed,
         ManifestError,
         SignatureMismatch,
+        AuditMergeError,
     )
 }
 # Interrupted is raised in the parent only (a signal handler); a worker never reports it.

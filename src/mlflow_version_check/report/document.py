@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from importlib import metadata, resources
 from pathlib import Path
@@ -25,11 +25,13 @@ from ..comparison import (
     without_registry_meta,
 )
 from ..config import SERVER_KEYS
-from ..errors import CLI_NAMES, VersionCheckError, exit_code_of
+from ..errors import CLI_NAMES, EXIT_NOT_DONE, VersionCheckError, exit_code_of
 from ..integrity import IntegrityReport
 from ..oms import DIGEST_PREFIX, root_digest
 from ..redact import redact_tree
 from ..results import (
+    AuditEntry,
+    AuditResult,
     CheckResult,
     CompareResult,
     DownloadedModel,
@@ -38,7 +40,7 @@ from ..results import (
     SealResult,
     VerifyResult,
 )
-from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, VERIFY_SECTION
+from .sections import AUDIT_SECTION, CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, VERIFY_SECTION
 
 SCHEMA_VERSION = 1
 
@@ -332,6 +334,86 @@ def verify_report(result: VerifyResult, options: Mapping[str, Any]) -> dict[str,
     }
 
 
+def audit_entry_json(entry: AuditEntry, option_names: Mapping[str, str] = CLI_NAMES) -> dict[str, Any]:
+    """One audited version, as the report lists it."""
+    error = entry.error
+    return {
+        "model": entry.model,
+        "version": entry.version,
+        "aliases": list(entry.aliases),
+        "stage": entry.stage,
+        "status": entry.status,
+        "same_location": entry.same_location,
+        "root_digest": DIGEST_PREFIX + entry.root_digest if entry.root_digest else None,
+        "seal_tag": entry.seal_tag,
+        "seal_verified": entry.seal_verified,
+        "files": entry.files,
+        "bytes": entry.bytes,
+        "differences": [
+            {"path": item.path, "kind": item.kind, "note": item.note} for item in entry.differences
+        ],
+        "problems": list(entry.problems),
+        "error": None
+        if error is None
+        else {
+            "type": error.type_name,
+            "message": error.render(option_names),
+            "exit_code": exit_code_of(error),
+        },
+    }
+
+
+def audit_summary_counts(versions: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    counts = {
+        status: sum(item["status"] == status for item in versions) for status in ("passed", "failed", "error")
+    }
+    return {**counts, "total": len(versions)}
+
+
+def audit_envelope(
+    versions: list[dict[str, Any]], options: Mapping[str, Any], section: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An audit report around its versions: the verdict is the versions' (failed when any failed,
+    else error when any could not be checked, else passed), whoever built the section (a run or a
+    merge of shard reports)."""
+    summary = audit_summary_counts(versions)
+    status = "failed" if summary["failed"] else "error" if summary["error"] else "passed"
+    error = None
+    if status == "error":
+        error = {
+            "type": "AuditIncomplete",
+            "message": f"{summary['error']} of {summary['total']} versions could not be checked "
+            "(see Audit.versions)",
+            "exit_code": EXIT_NOT_DONE,
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "equals": {"passed": True, "failed": False}.get(status),
+        "error": error,
+        "System": system_section("audit"),
+        "Options": dict(options),
+        AUDIT_SECTION: {**section, "versions": versions, "summary": summary},
+    }
+
+
+def audit_report(
+    result: AuditResult, options: Mapping[str, Any], option_names: Mapping[str, str] = CLI_NAMES
+) -> dict[str, Any]:
+    """The report of an audit (of a whole selection, or of one shard of it)."""
+    section = {
+        "server": {"tracking_uri": result.tracking_uri, "registry_uri": result.registry_uri},
+        "selection": {**result.selection.to_json(), "total": result.total, "fingerprint": result.fingerprint},
+        "shard": f"{result.shard[0]}/{result.shard[1]}" if result.shard else None,
+        "merged_from": None,
+        "jobs": result.jobs,
+    }
+    versions = [audit_entry_json(entry, option_names) for entry in result.entries]
+    report = audit_envelope(versions, options, section)
+    report["Timings"] = {key: round(value, 3) for key, value in result.timings.items()}
+    return report
+
+
 def compare_report(result: CompareResult, options: Mapping[str, Any]) -> dict[str, Any]:
     """The report of a compare that ran, with the seed's sections and summary."""
     report: dict[str, Any] = {
@@ -383,7 +465,9 @@ def error_report(
         "System": system_section(command),
         "Options": dict(options),
     }
-    if command in ("check", "seal", "verify"):
+    if command == "audit":
+        report[AUDIT_SECTION] = None
+    elif command in ("check", "seal", "verify"):
         report["Model_Version"] = resolved_version_json(
             error, "version", *servers.get("version", (None, None))
         )

@@ -16,7 +16,14 @@ from xml.etree import ElementTree
 
 from ..config import SERVER_KEYS
 from ..untrusted import escape_controls, xml_text
-from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, SECTION_LABELS, VERIFY_SECTION
+from .sections import (
+    AUDIT_SECTION,
+    CHECK_SECTION,
+    COMPARE_SECTIONS,
+    SEAL_SECTION,
+    SECTION_LABELS,
+    VERIFY_SECTION,
+)
 
 SUITE = "mlflow-version-check"
 LISTED_DIFFERENCES = 200  # the JSON report has all; a test view needs the first ones
@@ -92,9 +99,71 @@ def _cases(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any] | Non
     ]
 
 
+def _audit_cases(report: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(name, status, message, body) of each audited version: one test case per version."""
+    from .terminal import audit_reason
+
+    cases = []
+    for item in (report.get(AUDIT_SECTION) or {}).get("versions") or []:
+        name = f"{item['model']} version {item['version']}"
+        if item["status"] == "error":
+            cases.append((name, "error", audit_reason(item), item["error"]["type"]))
+        elif item["status"] == "failed":
+            body = "\n".join(
+                escape_controls(f"{d['kind']}: {d['path']}" + (f" - {d['note']}" if d.get("note") else ""))
+                for d in item["differences"][:LISTED_DIFFERENCES]
+            )
+            problems = "\n".join(escape_controls(f"problem: {problem}") for problem in item["problems"])
+            cases.append(
+                (name, "failed", audit_reason(item), "\n".join(part for part in (body, problems) if part))
+            )
+        else:
+            cases.append((name, "passed", "", ""))
+    return cases
+
+
+def _audit_junit(report: Mapping[str, Any]) -> str:
+    cases = _audit_cases(report)
+    failures = sum(status == "failed" for _, status, _, _ in cases)
+    errors = sum(status == "error" for _, status, _, _ in cases)
+    if report.get(AUDIT_SECTION) is None and report["status"] == "error":  # the audit itself failed
+        error = report["error"]
+        cases = [("audit", "error", error["message"], error["type"])]
+        errors = 1
+    suites = ElementTree.Element(
+        "testsuites", name=SUITE, tests=str(len(cases)), failures=str(failures), errors=str(errors)
+    )
+    seconds = f"{(report.get('Timings') or {}).get('total_seconds', 0.0):.3f}"
+    suite = ElementTree.SubElement(
+        suites, "testsuite", name=f"{SUITE} audit", tests=str(len(cases)), failures=str(failures),
+        errors=str(errors), skipped="0", time=seconds, timestamp=report["System"]["time_utc"].rstrip("Z"),
+    )  # fmt: skip
+    properties = ElementTree.SubElement(suite, "properties")
+    for name in ("tool_version", "mlflow_version", "run_nonce"):
+        if name in report["System"]:
+            ElementTree.SubElement(properties, "property", name=name, value=xml_text(report["System"][name]))
+    for name, status, message, detail in cases:
+        case = ElementTree.SubElement(
+            suite, "testcase", name=xml_text(name), classname=f"{SUITE}.audit", time="0"
+        )
+        if status == "error":
+            element = ElementTree.SubElement(case, "error", message=xml_text(message), type=xml_text(detail))
+            element.text = xml_text(message)
+        elif status == "failed":
+            element = ElementTree.SubElement(
+                case, "failure", message=xml_text(message), type="ModelDifference"
+            )
+            element.text = xml_text(detail)
+    ElementTree.indent(suites)
+    document = ElementTree.tostring(suites, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{document}\n'
+
+
 def junit_xml(report: Mapping[str, Any]) -> str:
     """The JUnit XML document of a report (any status)."""
     command = report["System"]["command"]
+    if command == "audit":
+        return _audit_junit(report)
     seconds = f"{(report.get('Timings') or {}).get('total_seconds', 0.0):.3f}"
     cases = _cases(report)
     failures = sum(1 for _, section in cases if section is not None and not section.get("equals"))

@@ -11,8 +11,8 @@ from typing import Any
 
 from ..config import SERVER_KEYS
 from ..untrusted import markdown
-from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, VERIFY_SECTION
-from .terminal import side_cell, whole_model_lines
+from .sections import AUDIT_SECTION, CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, VERIFY_SECTION
+from .terminal import audit_reason, side_cell, whole_model_lines
 
 
 def _md(value: Any) -> str:
@@ -143,6 +143,33 @@ def _md_verify(report: Mapping[str, Any]) -> list[str]:
         lines += ["", "**Ignored (by rule)**", "", "| path | rule | field |", "| --- | --- | --- |"]
         for i in section["ignored"]:
             lines.append("| " + " | ".join([_md(i["path"]), _md(i["rule"]), _md(i["field"] or "")]) + " |")
+    return lines
+
+
+# The job summary's table of versions that did not pass is capped; the report lists every version.
+AUDIT_ROWS_SHOWN = 100
+
+
+def _md_audit(report: Mapping[str, Any]) -> list[str]:
+    audit = report.get(AUDIT_SECTION)
+    if not audit:
+        return []
+    summary, selection = audit["summary"], audit["selection"]
+    lines = [
+        f"{summary['total']} versions checked"
+        + (f" (shard {_md(audit['shard'])})" if audit["shard"] else "")
+        + (f" (merged from {len(audit['merged_from'])} shard reports)" if audit.get("merged_from") else "")
+        + f" of a selection of {selection['total']}: {summary['passed']} passed, {summary['failed']} failed, "
+        f"{summary['error']} could not be checked",
+    ]
+    unhealthy = [item for item in audit["versions"] if item["status"] != "passed"]
+    if unhealthy:
+        lines += ["", "| status | model | version | why |", "| --- | --- | --- | --- |"]
+        for item in unhealthy[:AUDIT_ROWS_SHOWN]:
+            cells = [_md(item["status"]), _md(item["model"]), _md(item["version"]), _md(audit_reason(item))]
+            lines.append("| " + " | ".join(cells) + " |")
+        if len(unhealthy) > AUDIT_ROWS_SHOWN:
+            lines.append(f"| … | {len(unhealthy) - AUDIT_ROWS_SHOWN} more in the report | | |")
     return lines
 
 

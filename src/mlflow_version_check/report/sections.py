@@ -24,6 +24,9 @@ SEAL_SECTION = "Seal"
 VERIFY_SECTION = "Verification"
 """A version's registry model as hashed now, against the reference it was approved with."""
 
+AUDIT_SECTION = "Audit"
+"""Every audited version of a registry (or of one shard), the selection, and the counts."""
+
 SECTION_LABELS: Mapping[str, str] = {
     CHECK_SECTION: "check",
     SEAL_SECTION: "seal",

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import SERVER_KEYS
 from ..untrusted import escape_controls
-from .sections import CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, VERIFY_SECTION
+from .sections import AUDIT_SECTION, CHECK_SECTION, COMPARE_SECTIONS, SEAL_SECTION, VERIFY_SECTION
 
 
 def _size(value: int) -> str:
@@ -253,3 +253,47 @@ def verify_summary(report: Mapping[str, Any]) -> str:
             )
         )
     return "\n".join(lines)
+
+
+# The summary lists this many versions that did not pass; the report lists every version.
+AUDIT_ROWS_SHOWN = 50
+
+
+def audit_summary(report: Mapping[str, Any]) -> str:
+    """A short human summary of an audit report: the counts, then the versions that did not pass."""
+    audit = report.get(AUDIT_SECTION) or {}
+    verdict = {"passed": "PASSED", "failed": "FAILED", "error": "INCOMPLETE"}[report["status"]]
+    if not audit:
+        return f"audit {verdict}"
+    summary, selection = audit["summary"], audit["selection"]
+    scope = (
+        f"shard {audit['shard']} of {selection['total']} versions"
+        if audit["shard"]
+        else f"{selection['total']} versions"
+    )
+    if audit.get("merged_from"):
+        scope += f", merged from {len(audit['merged_from'])} shard reports"
+    lines = [
+        f"audit {verdict}: {summary['total']} versions checked ({scope}): {summary['passed']} passed, "
+        f"{summary['failed']} failed, {summary['error']} could not be checked"
+    ]
+    unhealthy = [item for item in audit["versions"] if item["status"] != "passed"]
+    if unhealthy:
+        rows: list[tuple[str, ...]] = [("status", "model", "version", "why")]
+        for item in unhealthy[:AUDIT_ROWS_SHOWN]:
+            rows.append((item["status"], _t(item["model"]), _t(item["version"]), _t(audit_reason(item))))
+        lines.extend(_table(rows))
+        if len(unhealthy) > AUDIT_ROWS_SHOWN:
+            lines.append(f"... and {len(unhealthy) - AUDIT_ROWS_SHOWN} more in the report")
+    return "\n".join(lines)
+
+
+def audit_reason(item: Mapping[str, Any]) -> str:
+    """One line on why an audited version did not pass."""
+    if item["error"]:
+        return str(item["error"]["message"]).splitlines()[0][:200]
+    reasons = [f"{d['kind']} {d['path']}" for d in item["differences"][:3]]
+    if len(item["differences"]) > 3:
+        reasons.append(f"{len(item['differences']) - 3} more differences")
+    reasons += [str(problem) for problem in item["problems"][:2]]
+    return "; ".join(reasons)[:200] or "failed"
