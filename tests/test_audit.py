@@ -182,7 +182,7 @@ def test_shards_cover_the_selection_once_and_merge_into_the_unsharded_verdict(
     assert (tmp_path / "merged.xml").read_text().count("<testcase ") == 6
 
     for files, message in (
-        (shard_files[:2], "shard 3/3 missing"),
+        (shard_files[:2], "1 of 3 shards missing (3/3)"),
         ([*shard_files, shard_files[0]], "is given twice"),
         ([shard_files[0], str(tmp_path / "whole.json")], "shards of different audits"),
         ([str(tmp_path / "shard1.xml")], "cannot read the shard report"),
@@ -199,6 +199,14 @@ def test_a_merge_refuses_a_version_moved_to_another_shard(registry: Registry, tm
         reports.append((f"s{index}.json", report))
     moved = reports[0][1]["Audit"]["versions"].pop()
     reports[1][1]["Audit"]["versions"].append(moved)
+    for _, report in reports:  # each shard consistent with itself again: only the move is wrong
+        section = report["Audit"]
+        counts = {
+            key: sum(item["status"] == key for item in section["versions"])
+            for key in ("passed", "failed", "error")
+        }
+        section["summary"] = {**counts, "total": len(section["versions"])}
+        report["status"] = "failed" if counts["failed"] else "error" if counts["error"] else "passed"
     with pytest.raises(AuditMergeError, match="which belongs to shard 1/2, not 2/2"):
         merge_audit_reports(reports, {})
 

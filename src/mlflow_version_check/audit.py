@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import time
@@ -116,7 +117,7 @@ def validate_selection(models: Sequence[str], filter_expression: str | None, ver
             what_names_options=True,
         )
     return Selection(
-        models=tuple(dict.fromkeys(names)),
+        models=tuple(sorted(set(names))),
         filter=(filter_expression or "").strip() or None,
         versions=versions,
     )
@@ -221,7 +222,16 @@ def _collect(
     entries: dict[str, AuditEntry] = {}
     by_key = {item.key: item for item in items}
     while True:
-        event = worker.wait_for((protocol.VersionAudited, protocol.VersionFailed, protocol.AuditDone))
+        try:
+            event = worker.wait_for((protocol.VersionAudited, protocol.VersionFailed, protocol.AuditDone))
+        except WorkerCrashed as crash:
+            # The verdicts reached stay; the versions not yet reported could not be checked.
+            for item in items:
+                if item.key not in entries:
+                    entries[item.key] = failed_entry(
+                        item, protocol.VersionFailed(item.key, None, protocol.Failure.of(crash))
+                    )
+            return entries
         if isinstance(event, protocol.AuditDone):
             break
         key = event.located.key if isinstance(event, protocol.VersionAudited) else event.key
@@ -289,7 +299,13 @@ def judged(event: protocol.VersionAudited, tracking_uri: str, registry_uri: str 
                     f"the registry model's root digest sha256:{root} is not the one seal recorded "
                     f"(sha256:{recorded}): its files changed since the seal"
                 )
-    status = "error" if error else "passed" if check.equals and seal_verified is not False else "failed"
+    if not check.equals or seal_verified is False:
+        status = "failed"  # a failure stays one, whatever else is wrong (a malformed tag included)
+        if error is not None:
+            problems.append(error.render({}))
+            error = None
+    else:
+        status = "error" if error else "passed"
     return AuditEntry(
         model=version.name,
         version=version.version,
@@ -328,111 +344,211 @@ def failed_entry(item: AuditItem, event: protocol.VersionFailed) -> AuditEntry:
     )
 
 
+_STATUSES = ("passed", "failed", "error")
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+class _ShardReport:
+    """One shard report, read strictly: every field the merge uses has its type, and what the
+    shard concluded (its status, its counts) is what its versions say. A report that is not
+    consistent with itself is refused, never repaired: a merge must not pass what a shard failed."""
+
+    def __init__(self, name: str, report: Any) -> None:
+        self.name = name
+        if not isinstance(report, Mapping):
+            raise self.refused("is not a JSON object")
+        system = report.get("System")
+        if not isinstance(system, Mapping) or system.get("command") != "audit":
+            raise AuditMergeError(
+                f"{name} is not an audit report",
+                cause="another file matched the reports given",
+                fix="give only the audit reports of this run's shards.",
+            )
+        section = report.get("Audit")
+        if not isinstance(section, Mapping):
+            raise AuditMergeError(
+                f"{name} is the report of an audit that did not run",
+                cause="that shard's job failed before it listed the registry",
+                fix="rerun the failed shard.",
+            )
+        self.section = section
+        self.selection = self.mapping(section, "selection")
+        self.total_versions = self.integer(self.selection, "total")
+        self.fingerprint = self.text(self.selection, "fingerprint")
+        if not _FINGERPRINT.fullmatch(self.fingerprint):
+            raise self.refused("has no sha256 fingerprint of its selection")
+        self.index, self.shards = _report_shard(name, section)
+        self.versions = [
+            self.version(item, number) for number, item in enumerate(self.list(section, "versions"))
+        ]
+        counts = {status: sum(item["status"] == status for item in self.versions) for status in _STATUSES}
+        summary = self.mapping(section, "summary")
+        if any(summary.get(status) != counts[status] for status in _STATUSES) or summary.get("total") != len(
+            self.versions
+        ):
+            raise self.refused(f"counts {dict(summary)}, but its versions count {counts}")
+        expected = "failed" if counts["failed"] else "error" if counts["error"] else "passed"
+        if report.get("status") != expected:
+            raise self.refused(f"says status {report.get('status')!r}, but its versions make it {expected!r}")
+        timings = report.get("Timings")
+        seconds = timings.get("total_seconds", 0.0) if isinstance(timings, Mapping) else None
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            raise self.refused("has no Timings.total_seconds number")
+        self.seconds = float(seconds)
+
+    def refused(self, problem: str) -> AuditMergeError:
+        return AuditMergeError(
+            f"{self.name} {problem}",
+            cause="a report edited, cut short or written by another tool",
+            fix="give the reports as the shards wrote them, or rerun the shards.",
+        )
+
+    def mapping(self, parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = parent.get(key)
+        if not isinstance(value, Mapping):
+            raise self.refused(f"has no {key} object")
+        return value
+
+    def list(self, parent: Mapping[str, Any], key: str) -> list[Any]:
+        value = parent.get(key)
+        if not isinstance(value, list):
+            raise self.refused(f"has no {key} list")
+        return value
+
+    def text(self, parent: Mapping[str, Any], key: str) -> str:
+        value = parent.get(key)
+        if not isinstance(value, str):
+            raise self.refused(f"has no {key} text")
+        return value
+
+    def integer(self, parent: Mapping[str, Any], key: str) -> int:
+        value = parent.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.refused(f"has no {key} count")
+        return value
+
+    def version(self, item: Any, number: int) -> Mapping[str, Any]:
+        where = f"version {number + 1} of its list"
+        if not isinstance(item, Mapping):
+            raise self.refused(f"lists {where} as something other than an object")
+        for key in ("model", "version"):
+            if not isinstance(item.get(key), str):
+                raise self.refused(f"lists {where} without a {key} name")
+        status = item.get("status")
+        if status not in _STATUSES:
+            raise self.refused(f"gives {item['model']} version {item['version']} the status {status!r}")
+        for key in ("problems", "differences"):
+            if not isinstance(item.get(key), list):
+                raise self.refused(f"gives {item['model']} version {item['version']} no {key} list")
+        error = item.get("error")
+        if status == "passed" and (
+            item["problems"] or item["differences"] or error or item.get("seal_verified") is False
+        ):
+            raise self.refused(
+                f"marks {item['model']} version {item['version']} passed, with problems, differences, an "
+                "error or a seal that no longer matches"
+            )
+        if status == "error" and not isinstance(error, Mapping):
+            raise self.refused(f"marks {item['model']} version {item['version']} error, without its error")
+        return item
+
+    def same_audit(self) -> str:
+        """What every shard of one audit shares, canonically (key order and model order aside)."""
+        selection = dict(self.selection)
+        models = selection.get("models")
+        selection["models"] = sorted(models) if isinstance(models, list) else models
+        server = self.mapping(self.section, "server")
+        return json.dumps([selection, dict(server), self.shards], sort_keys=True)
+
+
 def merge_audit_reports(
     reports: Sequence[tuple[str, Mapping[str, Any]]], options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """One audit report from the reports of every shard of one selection (`(file, report)` pairs):
     the same versions, verdict and exit code as an unsharded audit of that selection.
 
-    Refused (AuditMergeError, exit 2), naming the files: a report that is not an audit or whose
-    audit did not run, shards of different selections or shard counts, a shard missing or given
-    twice, a version in the wrong shard or in two, or shards that do not cover the selection.
+    Refused (AuditMergeError, exit 2), naming the files: a report that is not an audit, whose
+    audit did not run, or that is not consistent with itself (its status and counts are not what
+    its versions say; a version passed with problems); shards of different selections or shard
+    counts; a shard missing or given twice; a version in the wrong shard or in two; or shards that
+    do not cover the selection. A merge checks that the reports fit together, not who wrote them: a
+    report forged whole and consistently is beyond what it can tell (sign or attest the reports
+    where that matters).
     """
     from .report.document import audit_envelope
 
     if not reports:
         raise AuditMergeError("no shard report to merge", fix="give the report files of every shard.")
-    sections: list[tuple[str, Mapping[str, Any]]] = []
-    for name, report in reports:
-        section = report.get("Audit") if isinstance(report, Mapping) else None
-        command = (report.get("System") or {}).get("command") if isinstance(report, Mapping) else None
-        if command != "audit" or not isinstance(section, Mapping):
-            why = (
-                "is not an audit report"
-                if command != "audit"
-                else "is the report of an audit that did not run"
-            )
-            raise AuditMergeError(
-                f"{name} {why}",
-                cause="another file matched, or that shard's job failed before it listed the registry",
-                fix="rerun the failed shard, or give only the audit reports of this run's shards.",
-            )
-        sections.append((name, section))
-    first = sections[0][1]
-    totals = {_shard_total(name, section) for name, section in sections}
-    keys = {
-        (repr(section["selection"]), section["server"]["tracking_uri"], section["server"]["registry_uri"])
-        for _, section in sections
-    }
-    if len(keys) > 1 or len(totals) > 1:
+    shards = [_ShardReport(name, report) for name, report in reports]
+    first = shards[0]
+    if len({shard.same_audit() for shard in shards}) > 1:
         raise AuditMergeError(
             "the reports are shards of different audits: "
             + ", ".join(
-                f"{name} ({section['shard'] or 'unsharded'}, {section['selection']['fingerprint'][:19]})"
-                for name, section in sections
+                f"{shard.name} ({shard.index}/{shard.shards}, {shard.fingerprint[:19]})" for shard in shards
             ),
             cause="reports of another run, another selection or another shard count",
             fix="give the reports of one run's shards only.",
         )
-    total = totals.pop()
+    total = first.shards
     seen: dict[int, str] = {}
-    for name, section in sections:
-        index = _shard_index(name, section)
-        if index in seen:
+    for shard in shards:
+        if shard.index in seen:
             raise AuditMergeError(
-                f"shard {index}/{total} is given twice: {seen[index]} and {name}",
+                f"shard {shard.index}/{total} is given twice: {seen[shard.index]} and {shard.name}",
                 fix="give each shard's report once.",
             )
-        seen[index] = name
-    missing = [index for index in range(1, total + 1) if index not in seen]
-    if missing:
+        seen[shard.index] = shard.name
+    if len(seen) != total:  # before listing what is missing: a forged count must not cost memory
+        shown = ", ".join(f"{index}/{total}" for index in sorted(seen))
+        missing = (
+            [f"{index}/{total}" for index in range(1, total + 1) if index not in seen]
+            if total <= 1000
+            else []
+        )
         raise AuditMergeError(
-            f"shard{'s' if len(missing) > 1 else ''} {', '.join(f'{index}/{total}' for index in missing)} "
-            f"missing: only {', '.join(f'{index}/{total}' for index in sorted(seen))} given",
+            f"{total - len(seen)} of {total} shards missing"
+            + (f" ({', '.join(missing[:20])}{', ...' if len(missing) > 20 else ''})" if missing else "")
+            + f": only {shown} given",
             cause="a shard's job failed or its artifact was not downloaded",
             fix="rerun the missing shards, and give every shard's report.",
         )
     versions: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for name, section in sections:
-        index = _shard_index(name, section)
-        for item in section["versions"]:
-            key = (str(item["model"]), str(item["version"]))
+    for shard in shards:
+        for item in shard.versions:
+            key = (item["model"], item["version"])
             if key in versions:
                 raise AuditMergeError(
-                    f"{key[0]} version {key[1]} is in two shard reports (one is {name})",
+                    f"{key[0]} version {key[1]} is in two shard reports (one is {shard.name})",
                     fix="give the reports of one run's shards only.",
                 )
-            if total > 1 and shard_of(key[0], key[1], total) != index:
+            if total > 1 and shard_of(key[0], key[1], total) != shard.index:
                 raise AuditMergeError(
-                    f"{name} lists {key[0]} version {key[1]}, which belongs to shard "
-                    f"{shard_of(key[0], key[1], total)}/{total}, not {index}/{total}",
+                    f"{shard.name} lists {key[0]} version {key[1]}, which belongs to shard "
+                    f"{shard_of(key[0], key[1], total)}/{total}, not {shard.index}/{total}",
                     cause="a report edited or written by another tool",
                     fix="give the reports as the shards wrote them.",
                 )
             versions[key] = item
-    selection = first["selection"]
-    if len(versions) != selection["total"] or fingerprint(versions) != selection["fingerprint"]:
+    if len(versions) != first.total_versions or fingerprint(versions) != first.fingerprint:
         raise AuditMergeError(
-            f"the shards list {len(versions)} versions, but the selection had {selection['total']} "
-            f"(fingerprint {selection['fingerprint']})",
+            f"the shards list {len(versions)} versions, but the selection had {first.total_versions} "
+            f"(fingerprint {first.fingerprint})",
             cause="a shard that could not audit every version it was given, or an edited report",
             fix="rerun the shards of this audit.",
         )
     ordered = [versions[key] for key in sorted(versions, key=lambda key: (key[0], _number(key[1])))]
     section = {
-        "server": dict(first["server"]),
-        "selection": dict(selection),
+        "server": dict(first.mapping(first.section, "server")),
+        "selection": dict(first.selection),
         "shard": None,
         "merged_from": [
-            f"{_shard_index(name, part)}/{total}: {name}"
-            for name, part in sorted(sections, key=lambda pair: _shard_index(*pair))
+            f"{shard.index}/{total}: {shard.name}" for shard in sorted(shards, key=lambda shard: shard.index)
         ],
         "jobs": None,
     }
     report = audit_envelope([dict(item) for item in ordered], options, section)
-    report["Timings"] = {
-        "total_seconds": max(float((r.get("Timings") or {}).get("total_seconds", 0.0)) for _, r in reports)
-    }
+    report["Timings"] = {"total_seconds": max(shard.seconds for shard in shards)}
     return report
 
 
@@ -447,11 +563,3 @@ def _report_shard(name: str, section: Mapping[str, Any]) -> tuple[int, int]:
             f"{name} names its shard {shard!r}, not I/N", fix="give the reports as the shards wrote them."
         )
     return int(found[1]), int(found[2])
-
-
-def _shard_index(name: str, section: Mapping[str, Any]) -> int:
-    return _report_shard(name, section)[0]
-
-
-def _shard_total(name: str, section: Mapping[str, Any]) -> int:
-    return _report_shard(name, section)[1]

@@ -56,7 +56,12 @@ OPTIONS = (
     "reports",
 )
 # Options whose CLI name is not their parameter's (the and model_signing's spelling).
-CLI_SPELLING = {"signature_file": "--signature", "public_key_file": "--public-key", "models": "--model"}
+CLI_SPELLING = {
+    "signature_file": "--signature",
+    "public_key_file": "--public-key",
+    "models": "--model",
+    "reports": "a REPORT argument",
+}
 CLI_NAMES: Mapping[str, str] = {
     name: CLI_SPELLING.get(name, "--" + name.replace("_", "-")) for name in OPTIONS
 }
@@ -228,7 +233,7 @@ class Interrupted(OperationFailed):
             f"interrupted by {signal_name} before a verdict: workers stopped, temporary downloads and "
             "credential copies removed",
             cause="the job was cancelled or timed out, or Ctrl-C",
-            fix="rerun the check.",
+            fix="rerun the command.",
         )
         # The shell's convention, 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM.
         self.exit_code = 128 + signal_number

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .. import protocol
-from ..errors import InvalidOption, ModelNotFound, ServerUnreachable, VersionCheckError
+from ..errors import InvalidOption, ModelNotFound, RegistryError, ServerUnreachable, VersionCheckError
 from ..protocol import (
     AuditItem,
     AuditPlan,
@@ -52,7 +52,12 @@ def _search(session: Session, filter_string: str, doing: str) -> list[ListedVers
         try:
             with registry_call(session.server, doing, refused, lambda exc: False):
                 page = session.client.search_model_versions(
-                    filter_string=filter_string or None, max_results=SEARCH_PAGE, page_token=token
+                    filter_string=filter_string or None,
+                    max_results=SEARCH_PAGE,
+                    page_token=token,
+                    # A fixed order: by default versions are ordered by their last update, so one
+                    # edited during the listing would move onto a page already read, unlisted.
+                    order_by=["name ASC", "version_number ASC"],
                 )
         except VersionCheckError as exc:
             cause = exc.__cause__
@@ -101,8 +106,29 @@ def _not_found(session: Session, name: str) -> Callable[[], VersionCheckError]:
     )
 
 
+# Listings until two in a row agree: a version registered or deleted during a paged listing shifts
+# the pages after it, so one listing alone may miss a version.
+LISTING_ATTEMPTS = 4
+
+
 def list_selection(session: Session, selection: Selection) -> list[ListedVersion]:
-    """Every version the selection names (before `versions` narrows them: the parent does that)."""
+    """Every version the selection names (before `versions` narrows them: the parent does that),
+    listed until two listings in a row agree."""
+    previous = _list_once(session, selection)
+    for _ in range(LISTING_ATTEMPTS - 1):
+        current = _list_once(session, selection)
+        if set(current) == set(previous):
+            return current
+        previous = current
+    raise RegistryError(
+        f"the registry changed during each of {LISTING_ATTEMPTS} listings of the selection",
+        cause="versions were registered, deleted or moved while the audit listed them",
+        fix="rerun the audit when the registry is quieter.",
+        server=session.server.shown,
+    )
+
+
+def _list_once(session: Session, selection: Selection) -> list[ListedVersion]:
     if selection.models:
         listed: list[ListedVersion] = []
         for name in selection.models:
