@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -18,8 +19,8 @@ from typing import Any
 import pytest
 
 from mlflow_version_check import audit_registry
-from mlflow_version_check.audit import fingerprint, merge_audit_reports, shard_of
-from mlflow_version_check.errors import AuditMergeError
+from mlflow_version_check.audit import fingerprint, merge_audit_reports, parse_shard, shard_of
+from mlflow_version_check.errors import AuditMergeError, InvalidOption
 from mvc_testing import models
 from mvc_testing.servers import MlflowServer
 from tests.conftest import Run, load_valid_report, run_command
@@ -297,3 +298,23 @@ def test_the_python_api(registry: Registry) -> None:
         if shard_of(name, version, 2) == 2
     }
     assert json.dumps(result.selection.to_json())
+
+
+def test_shard_auto_reads_gitlabs_parallel_variables(registry: Registry, tmp_path: Path) -> None:
+    """`--shard auto` is GitLab's CI_NODE_INDEX/CI_NODE_TOTAL (1-based, as GitLab counts); with
+    neither set it audits the whole selection."""
+    assert parse_shard("auto", {"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"}) == (2, 3)
+    assert parse_shard("auto", {}) is None
+    with pytest.raises(InvalidOption):
+        parse_shard("auto", {"CI_NODE_INDEX": "4", "CI_NODE_TOTAL": "3"})
+    report = tmp_path / "auto.json"
+    run = run_command(
+        "mlflow-version-check", "audit", "--tracking-uri", registry.server.url, "--shard", "auto",
+        "--report-file", str(report), env={**os.environ, "CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "2"},
+    )  # fmt: skip
+    assert run.exit_code in (0, 1, 3), run.stdout + run.stderr
+    audited = load_valid_report(report)
+    assert audited["Audit"]["shard"] == "1/2"
+    assert {(item["model"], item["version"]) for item in audited["Audit"]["versions"]} == {
+        version for version in registry.all if shard_of(*version, 2) == 1
+    }
