@@ -305,6 +305,7 @@ def test_shard_auto_reads_gitlabs_parallel_variables(registry: Registry, tmp_pat
     neither set it audits the whole selection."""
     assert parse_shard("auto", {"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"}) == (2, 3)
     assert parse_shard("auto", {}) is None
+    assert parse_shard("auto", {"CI_NODE_TOTAL": "1"}) is None  # GitLab, a job without parallel:
     with pytest.raises(InvalidOption):
         parse_shard("auto", {"CI_NODE_INDEX": "4", "CI_NODE_TOTAL": "3"})
     report = tmp_path / "auto.json"

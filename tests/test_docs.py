@@ -21,6 +21,8 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
         pytest.param("mlflow-version-check", ["compare", "--help"], id="compare"),
         pytest.param("mlflow-version-check", ["seal", "--help"], id="seal"),
         pytest.param("mlflow-version-check", ["verify", "--help"], id="verify"),
+        pytest.param("mlflow-version-check", ["audit", "--help"], id="audit"),
+        pytest.param("mlflow-version-check", ["audit", "merge", "--help"], id="audit-merge"),
     ],
 )
 def test_every_option_is_in_the_readme(program: str, args: list[str]) -> None:

@@ -52,9 +52,9 @@ def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> t
         return None
     environ = os.environ if environ is None else environ
     if text.strip().lower() == "auto":
-        index, total = environ.get("CI_NODE_INDEX", ""), environ.get("CI_NODE_TOTAL", "")
-        if not index and not total:
-            return None
+        index, total = environ.get("CI_NODE_INDEX", "").strip(), environ.get("CI_NODE_TOTAL", "").strip()
+        if not index and total in ("", "1"):
+            return None  # not a parallel job (GitLab sets CI_NODE_TOTAL=1 there): the whole selection
         text = f"{index}/{total}"
     found = _SHARD.fullmatch(text)
     if not found or not 1 <= int(found[1]) <= int(found[2]):

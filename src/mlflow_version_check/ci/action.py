@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..pool import PRIVATE_PATHS
 from ..redact import config_secrets, redact, remember_secrets, secret_forms, secrets_in_uri
-from ..report.sections import CHECK_SECTION, SEAL_SECTION, SECTION_LABELS, VERIFY_SECTION
+from ..report.sections import AUDIT_SECTION, CHECK_SECTION, SEAL_SECTION, SECTION_LABELS, VERIFY_SECTION
 from ..untrusted import escape_controls, safe_line
 from . import workflow_commands
 from .artifact_upload import Sleep
@@ -62,13 +62,32 @@ DEFAULTS: dict[str, str] = {
     "expect-digest": "",
     "recorded-tag": "false",
     "download-dir": "",
+    "models": "",
+    "filter": "",
+    "versions": "all",
+    "shard": "",
+    "jobs": "",
+    "reports": "",
     "report-file": "mlflow-version-check-report.json",
     "junit-file": "",
     "artifact-name": "mlflow-version-check-report",
     "upload-artifact": "true",
     "fail-on-difference": "true",
 }
-COMMANDS = ("check", "compare", "seal", "verify")
+COMMANDS = ("check", "compare", "seal", "verify", "audit", "audit-merge")
+# The commands whose report is an audit's (System.command "audit", the Audit section).
+AUDIT_COMMANDS = ("audit", "audit-merge")
+# The commands that read one model version, and those that talk to a server (audit-merge reads files).
+ONE_VERSION = ("check", "seal", "verify")
+ON_A_SERVER = ("check", "compare", "seal", "verify", "audit")
+CREDENTIAL_INPUTS = (
+    "databricks-host",
+    "databricks-token",
+    "databricks-client-id",
+    "databricks-client-secret",
+    "databricks-config",
+    "mlflow-tracking-token",
+)
 # Where seal writes its manifest when the manifest-file input is empty (for verify it is the reference).
 DEFAULT_MANIFEST = "mlflow-version-check-manifest.json"
 # The copy of the sealed MLmodel that seal writes beside its manifest, at `<manifest-file>.MLmodel`.
@@ -78,6 +97,16 @@ VERIFY_REFERENCES = ("manifest-file", "signature-file", "expect-digest", "record
 # Inputs that only some commands read. Given to another command, each would be silently ignored
 # while the workflow's author believes it took effect (a digest "checked", a tag "recorded"): refused.
 ONLY_FOR: dict[str, tuple[str, ...]] = {
+    "model": ONE_VERSION,
+    "version-or-stage": ONE_VERSION,
+    "config-file": ("compare",),
+    "tracking-uri": (*ONE_VERSION, "audit"),
+    "registry-uri": (*ONE_VERSION, "audit"),
+    # Credentials go only to the steps that talk to a server.
+    **dict.fromkeys(CREDENTIAL_INPUTS, ON_A_SERVER),
+    # seal reads every byte whatever strict says (it changes nothing there), audit judges as check does.
+    "strict": ("check", "compare", "seal", "verify"),
+    "download-dir": ("check", "compare", "seal", "verify"),
     "manifest-file": ("seal", "verify"),
     "checksums-file": ("seal",),
     "record-tag": ("seal",),
@@ -86,7 +115,21 @@ ONLY_FOR: dict[str, tuple[str, ...]] = {
     "expect-digest": ("verify",),
     "recorded-tag": ("verify",),
     "native-model": ("check", "compare"),
+    "models": ("audit",),
+    "filter": ("audit",),
+    "versions": ("audit",),
+    "shard": ("audit",),
+    "jobs": ("audit",),
+    "reports": ("audit-merge",),
 }
+# What the author of a step more likely meant by an input of another command (else: a wrong command).
+MEANT: dict[tuple[str, str], str] = {
+    ("audit", "model"): "audit takes its model names in the models input (one a line, or comma-separated)",
+    ("audit", "version-or-stage"): "audit takes all, aliased or latest in the versions input",
+}
+# An ::error:: annotation per version that did not pass, at most this many: the runner shows 10 error
+# annotations of a step, so the 10th says how many more the report holds.
+AUDIT_ANNOTATIONS = 10
 PEM_START = "-----BEGIN"
 _ROOT_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 SECRET_INPUTS = ("databricks-token", "databricks-client-secret", "mlflow-tracking-token", "databricks-config")
@@ -172,6 +215,24 @@ def refuse_ambient_overrides(inputs: Mapping[str, str], environ: Mapping[str, st
         )
 
 
+def refuse_what_the_environment_undoes(inputs: Mapping[str, str], environ: Mapping[str, str]) -> None:
+    """Refuse inputs whose effect the step's environment would silently change or void."""
+    refuse_ambient_overrides(inputs, environ)
+    refuse_auto_shard_without_gitlab(inputs, environ)
+
+
+def refuse_auto_shard_without_gitlab(inputs: Mapping[str, str], environ: Mapping[str, str]) -> None:
+    """Refuse `shard: auto` on GitHub, where GitLab's CI_NODE_INDEX/CI_NODE_TOTAL are never set: the
+    CLI would audit the whole selection in every matrix job (auto without them means unsharded)."""
+    gitlab = environ.get("CI_NODE_INDEX") or environ.get("CI_NODE_TOTAL")
+    if inputs["shard"].strip().lower() == "auto" and workflow_commands.on_github(environ) and not gitlab:
+        raise ActionInputError(
+            "input shard is auto, which reads GitLab's CI_NODE_INDEX and CI_NODE_TOTAL, and neither is "
+            "set here: every matrix job would audit the whole selection. Fix: give I/N, e.g. shard: "
+            "${{ matrix.shard }}/4 with matrix shard: [1, 2, 3, 4]."
+        )
+
+
 @contextlib.contextmanager
 def private_credentials(
     inputs: Mapping[str, str], environ: MutableMapping[str, str]
@@ -251,11 +312,12 @@ def refuse_escape_from_workspace(name: str, value: str, workspace: Path) -> None
 
 
 def command_of(inputs: Mapping[str, str]) -> str:
-    """The command input, checked: check, compare, seal or verify."""
+    """The command input, checked: check, compare, seal, verify, audit or audit-merge."""
     command = inputs["command"].strip().lower()
     if command not in COMMANDS:
         raise ActionInputError(
-            f"input command is {inputs['command']!r}. Fix: use check, compare, seal or verify."
+            f"input command is {inputs['command']!r}. Fix: use check, compare, seal or verify (one "
+            "version), audit (many versions of a registry) or audit-merge (the reports of an audit's shards)."
         )
     return command
 
@@ -285,11 +347,11 @@ def refuse_inputs_of_other_commands(inputs: Mapping[str, str], command: str) -> 
             continue
         if DEFAULTS[name] == "false" and not boolean(inputs, name):
             continue  # an explicit "false" asks for nothing
-        users = " and ".join(commands)
+        users = commands[0] if len(commands) == 1 else f"{', '.join(commands[:-1])} and {commands[-1]}"
+        cause = MEANT.get((command, name), "an input meant for another step, or the wrong command")
         raise ActionInputError(
             f"input {name} does not apply to command {command}: it is read only by {users}. Likely "
-            f"cause: an input meant for another step, or the wrong command. Fix: remove {name} from "
-            f"this step, or set command to {commands[0]}."
+            f"cause: {cause}. Fix: remove {name} from this step, or set command to {commands[0]}."
         )
 
 
@@ -366,7 +428,13 @@ def cli_arguments(
     command = command_of(inputs)
     refuse_inputs_of_other_commands(inputs, command)
     place = workspace or Path.cwd()
-    arguments = [command, *_what_arguments(command, inputs)]
+    if command == "audit":
+        arguments = ["audit", *_audit_arguments(inputs)]
+    elif command == "audit-merge":
+        own = [report_file, *([junit_file] if junit_file is not None else [])]
+        arguments = ["audit", "merge", *(str(path) for path in shard_reports(inputs["reports"], place, own))]
+    else:
+        arguments = [command, *_what_arguments(command, inputs)]
     if command == "seal":
         arguments += ["--manifest-file", str(in_workspace(manifest_input(inputs), place))]
         if inputs["checksums-file"]:
@@ -406,6 +474,119 @@ def _what_arguments(command: str, inputs: Mapping[str, str]) -> list[str]:
         if inputs[name]:
             arguments += [f"--{name}", inputs[name]]
     return arguments
+
+
+def _audit_arguments(inputs: Mapping[str, str]) -> list[str]:
+    """audit's selection, shard, concurrency and server as CLI options."""
+    arguments: list[str] = []
+    if inputs["models"]:
+        names = model_names(inputs["models"])
+        if not names:
+            raise ActionInputError(
+                f"input models is {inputs['models']!r}, which names no model. Fix: give the registered "
+                "model names one a line (or comma-separated), or leave models out to audit every model."
+            )
+        for name in names:
+            arguments.append(f"--model={name}")
+    if inputs["filter"]:
+        arguments.append(f"--filter={inputs['filter']}")
+    arguments.append(f"--versions={inputs['versions']}")
+    if inputs["shard"]:
+        arguments.append(f"--shard={inputs['shard']}")
+    if inputs["jobs"]:
+        arguments.append(f"--jobs={jobs_input(inputs['jobs'])}")
+    for name in ("tracking-uri", "registry-uri"):
+        if inputs[name]:
+            arguments.append(f"--{name}={inputs[name]}")
+    return arguments
+
+
+def model_names(value: str) -> list[str]:
+    """The models input: names one a line or separated by commas (a name cannot hold a comma here),
+    each stripped, without repeats."""
+    names = (part.strip() for line in value.splitlines() for part in line.split(","))
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def jobs_input(value: str) -> int:
+    """The jobs input, checked here so that its message names the input (the CLI's range check
+    would name --jobs and write no report)."""
+    from ..audit import MAX_JOBS
+
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_JOBS:
+        raise ActionInputError(
+            f"input jobs is {value!r}, not a whole number from 1 to {MAX_JOBS}. Fix: give the number "
+            "of versions to download at once (e.g. 4), or leave jobs out."
+        )
+    return int(value)
+
+
+def shard_reports(value: str, workspace: Path, own: list[Path]) -> list[Path]:
+    """audit-merge's shard reports: the regular files that the reports input's globs (one a line,
+    relative to the workspace) name in the workspace, sorted, each once; never this step's own
+    report-file or junit-file (a glob such as `**/*.json` would otherwise merge an earlier merge).
+
+    A glob cannot leave the workspace: `..` and absolute paths elsewhere are refused, and so is a
+    match whose real path (through a symlinked folder or file of the repository) is outside it.
+    A glob that names no file is refused: it means a shard's report was not downloaded there.
+    """
+    patterns = [line.strip() for line in value.splitlines() if line.strip()]
+    if not patterns:
+        raise ActionInputError(
+            "command audit-merge needs the reports input. Fix: set reports to a glob of the shard "
+            "reports the download step put in the workspace, e.g. reports: shards/*.json."
+        )
+    root = workspace.resolve()
+    skipped = {path.resolve() for path in own}
+    found: dict[Path, Path] = {}
+    for pattern in patterns:
+        relative = _glob_in_workspace(pattern, workspace)
+        matched, own_matched = [], False
+        for match in sorted(workspace.glob(relative)):
+            real = match.resolve()
+            if real != root and root not in real.parents:
+                raise ActionInputError(
+                    f"input reports {pattern!r} matches {match.relative_to(workspace)}, which leads "
+                    f"outside the workspace (to {real}) through a symlink. Likely cause: a symlinked "
+                    "folder or file in the repository. Fix: give a glob of the report files the "
+                    "download step wrote in the workspace."
+                )
+            if real in skipped:
+                own_matched = True
+            elif _regular_file(real):
+                matched.append(match)
+        if not matched:
+            also = (
+                " but this step's own report-file or junit-file, which is never merged" if own_matched else ""
+            )
+            raise ActionInputError(
+                f"input reports {pattern!r} matches no file in the workspace{also}. Likely cause: the "
+                "shards' reports were not downloaded there (actions/download-artifact's pattern and "
+                "path), or every shard failed before it wrote one. Fix: download the shard reports into "
+                "the folder the glob names (e.g. path: shards and reports: shards/*.json)."
+            )
+        for match in matched:
+            found.setdefault(match.resolve(), match)
+    return sorted(found.values())
+
+
+def _glob_in_workspace(pattern: str, workspace: Path) -> str:
+    """The reports glob relative to the workspace; refused when it could name files outside it."""
+    given = Path(pattern)
+    if given.is_absolute():
+        if not (workspace == given or workspace in given.parents):
+            raise ActionInputError(
+                f"input reports {pattern!r} is outside the workspace. Likely cause: a path on the "
+                "runner rather than in the workspace. Fix: download the shard reports into the "
+                "workspace and give a glob relative to it, e.g. shards/*.json."
+            )
+        given = given.relative_to(workspace)
+    if ".." in given.parts or str(given) == ".":
+        raise ActionInputError(
+            f"input reports {pattern!r} does not name files below the workspace (no '..' in the "
+            "glob). Fix: give a glob relative to the workspace, e.g. shards/*.json."
+        )
+    return str(given)
 
 
 def _reference_arguments(
@@ -461,7 +642,8 @@ def outputs_of(
     command: str = "check",
     manifest_path: str = "",
 ) -> dict[str, str]:
-    """The step's outputs; seal and verify also get root-digest and manifest-path."""
+    """The step's outputs; seal and verify also get root-digest and manifest-path, audit and
+    audit-merge failed-count and error-count."""
 
     def flag(value: Any) -> str:
         return "" if value is None else str(bool(value)).lower()
@@ -480,6 +662,10 @@ def outputs_of(
     if command in ("seal", "verify"):
         outputs["root-digest"] = root_digest_of(report, command)
         outputs["manifest-path"] = manifest_path
+    if command in AUDIT_COMMANDS:
+        counts = ((report or {}).get(AUDIT_SECTION) or {}).get("summary") or {}
+        outputs["failed-count"] = str(counts.get("failed", ""))
+        outputs["error-count"] = str(counts.get("error", ""))
     return outputs
 
 
@@ -514,9 +700,13 @@ def seal_files(report: Mapping[str, Any] | None, manifest: Path, checksums: Path
     return [path for path in asked if os.path.abspath(path) in named and _regular_file(path)]
 
 
-def annotate(report: Mapping[str, Any] | None) -> None:
-    """::error:: annotations for an error or for each difference (the runner shows the first few)."""
+def annotate(report: Mapping[str, Any] | None, report_path: str = "") -> None:
+    """::error:: annotations for an error or for each difference (the runner shows the first few);
+    for an audit, one per version that did not pass, at most AUDIT_ANNOTATIONS."""
     if not report:
+        return
+    if audit := report.get(AUDIT_SECTION):
+        _annotate_audit(audit, report_path)
         return
     if report.get("status") == "error" and report.get("error"):
         _annotate_error(report["error"]["message"])
@@ -537,6 +727,31 @@ def annotate(report: Mapping[str, Any] | None) -> None:
             suffix = " (not sealed)" if key == SEAL_SECTION else ""
             _annotate_error(f"model incomplete: {problem}{suffix}")
     _annotate_drift_without_names(report.get(VERIFY_SECTION) or {})
+
+
+def _annotate_audit(audit: Mapping[str, Any], report_path: str) -> None:
+    """The audited versions that did not pass, failed ones first; past the cap, one line that says
+    how many more the report holds (a registry can have thousands)."""
+    from ..report.terminal import audit_reason
+
+    unhealthy = sorted(
+        (item for item in audit["versions"] if item["status"] != "passed"),
+        key=lambda item: item["status"] != "failed",
+    )
+    shown = unhealthy if len(unhealthy) <= AUDIT_ANNOTATIONS else unhealthy[: AUDIT_ANNOTATIONS - 1]
+    for item in shown:
+        verdict = "failed" if item["status"] == "failed" else "could not be checked"
+        _annotate_error(
+            redact(f"audit: {item['model']} version {item['version']} {verdict}: {audit_reason(item)}")
+        )
+    rest = unhealthy[len(shown) :]
+    if rest:
+        failed = sum(item["status"] == "failed" for item in rest)
+        where = f"the report {report_path}" if report_path else "the report"
+        _annotate_error(
+            f"audit: {len(rest)} more versions did not pass ({failed} failed, {len(rest) - failed} "
+            f"could not be checked): {where} lists every one (Audit.versions)"
+        )
 
 
 def _annotate_drift_without_names(verification: Mapping[str, Any]) -> None:
@@ -662,7 +877,7 @@ def _run_with(env: MutableMapping[str, str], upload_sleep: Sleep, for_the_run: c
         arguments = cli_arguments(
             inputs, report_file, junit_file, run_nonce, workspace=workspace, public_key_file=key_file
         )
-        refuse_ambient_overrides(inputs, env)
+        refuse_what_the_environment_undoes(inputs, env)
     except ActionInputError as exc:
         sys.stderr.write(f"error: {safe_line(redact(exc.message))}\n")
         if on_github:
@@ -739,7 +954,7 @@ def _publish(
             # Upload problems never change the verdict; they are warnings.
             workflow_commands.command("warning", f"artifact upload {problem}", title="mlflow-version-check")
     if workflow_commands.on_github(env):
-        annotate(report)
+        annotate(report, shown_path)
         if summary_path := env.get("GITHUB_STEP_SUMMARY"):
             from ..report.markdown import markdown_summary
 
@@ -805,7 +1020,7 @@ def _write_input_error_report(
     from ..report.files import write_report
 
     given = inputs["command"].strip().lower()
-    command = given if given in COMMANDS else "check"
+    command = "audit" if given in AUDIT_COMMANDS else given if given in COMMANDS else "check"
     shown = {name: shown_input(name, value) for name, value in inputs.items() if name not in SECRET_INPUTS}
     report = finalized(error_report(command, error, {"inputs": shown}), run_nonce)
     try:

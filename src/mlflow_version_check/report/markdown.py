@@ -162,7 +162,11 @@ def _md_audit(report: Mapping[str, Any]) -> list[str]:
         + f" of a selection of {selection['total']}: {summary['passed']} passed, {summary['failed']} failed, "
         f"{summary['error']} could not be checked",
     ]
-    unhealthy = [item for item in audit["versions"] if item["status"] != "passed"]
+    # Failed versions first: past the cap, a failure must not hide behind versions that errored.
+    unhealthy = sorted(
+        (item for item in audit["versions"] if item["status"] != "passed"),
+        key=lambda item: item["status"] != "failed",
+    )
     if unhealthy:
         lines += ["", "| status | model | version | why |", "| --- | --- | --- | --- |"]
         for item in unhealthy[:AUDIT_ROWS_SHOWN]:
@@ -187,9 +191,13 @@ def markdown_summary(
     lines = [f"## {icon} mlflow-version-check {command}: {status}", ""]
     if report.get("error"):
         lines += [f"**Error** ({_md(report['error']['type'])}): {_md(report['error']['message'])}", ""]
-    lines += {"check": _md_check, "compare": _md_compare, "seal": _md_seal, "verify": _md_verify}[command](
-        report
-    )
+    lines += {
+        "check": _md_check,
+        "compare": _md_compare,
+        "seal": _md_seal,
+        "verify": _md_verify,
+        "audit": _md_audit,
+    }[command](report)
     lines += [
         "",
         f"Report: `{_md(report_path)}`" + (f" (artifact {_md(artifact_id)})" if artifact_id else ""),

@@ -277,7 +277,11 @@ def audit_summary(report: Mapping[str, Any]) -> str:
         f"audit {verdict}: {summary['total']} versions checked ({scope}): {summary['passed']} passed, "
         f"{summary['failed']} failed, {summary['error']} could not be checked"
     ]
-    unhealthy = [item for item in audit["versions"] if item["status"] != "passed"]
+    # Failed versions first: past the cap, a failure must not hide behind versions that errored.
+    unhealthy = sorted(
+        (item for item in audit["versions"] if item["status"] != "passed"),
+        key=lambda item: item["status"] != "failed",
+    )
     if unhealthy:
         rows: list[tuple[str, ...]] = [("status", "model", "version", "why")]
         for item in unhealthy[:AUDIT_ROWS_SHOWN]:
