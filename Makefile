@@ -45,6 +45,7 @@ demo: venv
 # the container's image size and cold build time. `make bench-quick` runs only the first part.
 bench: bench-quick
 	$(BIN)/python bench/large.py
+	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/container.py
 
 bench-quick: venv
