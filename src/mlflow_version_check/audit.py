@@ -27,7 +27,14 @@ from typing import Any
 
 from . import databricks, oms, protocol
 from .comparison import MLmodel, without_registry_meta
-from .core import compare_pair, download_area, resolve_server_uris, server_spec, validate_timeouts
+from .core import (
+    compare_pair,
+    download_area,
+    parse_and_judge,
+    resolve_server_uris,
+    server_spec,
+    validate_timeouts,
+)
 from .errors import (
     AuditMergeError,
     InvalidOption,
@@ -36,7 +43,7 @@ from .errors import (
     VersionCheckError,
     WorkerCrashed,
 )
-from .integrity import check_integrity
+from .integrity import IntegrityReport
 from .pool import PRIVATE_PATHS, LogCallback, Worker
 from .protocol import AUDIT_VERSIONS, AuditItem, AuditPlan, AuditRequest, ListedVersion, Selection
 from .results import AuditEntry, AuditResult, CheckResult, DownloadedModel, ModelVersionInfo
@@ -251,10 +258,13 @@ def _collect(
 
 
 def _downloaded(
-    role: str, event: protocol.VersionAudited, manifest: protocol.ModelManifest
+    role: str,
+    event: protocol.VersionAudited,
+    manifest: protocol.ModelManifest,
+    parsed: tuple[MLmodel, IntegrityReport],
 ) -> DownloadedModel:
     where = event.located.models[role]
-    mlmodel = MLmodel.parse(manifest.mlmodel_text)
+    mlmodel, integrity = parsed
     return DownloadedModel(
         role=role,
         uri=where.uri,
@@ -262,7 +272,7 @@ def _downloaded(
         local_path="",
         manifest=manifest.files,
         mlmodel_text=manifest.mlmodel_text,
-        integrity=check_integrity(manifest.files, mlmodel),
+        integrity=integrity,
         download_seconds=0.0,
         shared_with=None if manifest.role == role else manifest.role,
         mlmodel=mlmodel,
@@ -274,8 +284,11 @@ def judged(event: protocol.VersionAudited, tracking_uri: str, registry_uri: str 
     by_role = {manifest.role: manifest for manifest in event.manifests}
     run_manifest = by_role["run_model"]
     reg_manifest = by_role.get("reg_model", run_manifest)  # one location: one download
-    run_model = _downloaded("run_model", event, run_manifest)
-    reg_model = _downloaded("reg_model", event, reg_manifest)
+    run_parsed = parse_and_judge(run_manifest)
+    # One location is one download: its MLmodel is parsed and judged once for both roles.
+    reg_parsed = run_parsed if reg_manifest is run_manifest else parse_and_judge(reg_manifest)
+    run_model = _downloaded("run_model", event, run_manifest, run_parsed)
+    reg_model = _downloaded("reg_model", event, reg_manifest, reg_parsed)
     version = ModelVersionInfo.of(event.located.version, tracking_uri, registry_uri)
     pair = compare_pair("check", run_model, reg_model, strict=False, left_native=None)
     check = CheckResult(

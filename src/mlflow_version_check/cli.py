@@ -781,7 +781,8 @@ def _announced(
         _echo(f"junit: {junit_file}")
     if kept_downloads:
         _echo(f"downloads: {kept_downloads}")
-    return EXIT_EQUAL if report["equals"] else EXIT_DIFFERENT
+    # An audit whose versions could not all be checked (and none failed) has status error.
+    return {"passed": EXIT_EQUAL, "failed": EXIT_DIFFERENT}.get(report["status"], EXIT_NOT_DONE)
 
 
 def run_compare(
@@ -1090,21 +1091,7 @@ def run_audit(
         report = error_report("audit", exc, options, None, OPTION_NAMES.get())
         return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
     report = finalized(audit_report(result, options, OPTION_NAMES.get()), run_nonce)
-    return _audit_finished(report, audit_summary, report_file, junit_file)
-
-
-def _audit_finished(
-    report: Mapping[str, Any],
-    summarize: Callable[[Mapping[str, Any]], str],
-    report_file: str | None,
-    junit_file: str | None,
-) -> int:
-    """An audit's verdict: the summary, the report, and the exit code its versions give."""
-    _echo(summarize(report))
-    if not _write(report, report_file, junit_file):
-        return EXIT_USAGE
-    _announced(report, report_file, junit_file, None)
-    return {"passed": EXIT_EQUAL, "failed": EXIT_DIFFERENT}.get(report["status"], EXIT_NOT_DONE)
+    return _finished(report, audit_summary, report_file, junit_file, None)
 
 
 def run_audit_merge(
@@ -1123,7 +1110,7 @@ def run_audit_merge(
     except VersionCheckError as exc:
         report = error_report("audit", exc, options, None, OPTION_NAMES.get())
         return _failed(exc, finalized(report, run_nonce), report_file, junit_file)
-    return _audit_finished(finalized(merged, run_nonce), audit_summary, report_file, junit_file)
+    return _finished(finalized(merged, run_nonce), audit_summary, report_file, junit_file, None)
 
 
 # A shard report of a very large registry (a million versions) stays well below this.

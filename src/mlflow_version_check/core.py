@@ -35,7 +35,7 @@ from .comparison import (
 )
 from .config import SERVER_KEYS, CompareConfig, load_config, uri_problem, validate_config
 from .errors import InvalidOption, ManifestError, SignatureMismatch, VersionCheckError
-from .integrity import check_integrity
+from .integrity import IntegrityReport, check_integrity
 from .pool import (
     PRIVATE_PATHS,
     LogCallback,
@@ -229,6 +229,12 @@ def inspect_versions(
     return dataclasses.replace(inspection, recorded_tags=to_record)
 
 
+def parse_and_judge(manifest: ModelManifest) -> tuple[MLmodel, IntegrityReport]:
+    """A downloaded model's MLmodel, parsed, and its completeness (check_integrity)."""
+    mlmodel = MLmodel.parse(manifest.mlmodel_text)
+    return mlmodel, check_integrity(manifest.files, mlmodel)
+
+
 def assemble(
     wanted: Sequence[Wanted],
     roles: Sequence[str],
@@ -239,12 +245,15 @@ def assemble(
     """The inspection of located and downloaded versions: a model that shares another's storage
     location gets that download's files, with its own URI and location."""
     models: dict[str, dict[str, DownloadedModel]] = {}
+    parsed: dict[tuple[str, str], tuple[MLmodel, IntegrityReport]] = {}
     for item in wanted:
         for role in roles:
             owner = plan.owner(item.key, role)
             manifest = manifests[owner]
             where = located[item.key].models[role]
-            mlmodel = MLmodel.parse(manifest.mlmodel_text)
+            if owner not in parsed:  # one download, shared by two models: parsed and judged once
+                parsed[owner] = parse_and_judge(manifest)
+            mlmodel, integrity = parsed[owner]
             models.setdefault(item.key, {})[role] = DownloadedModel(
                 role=role,
                 uri=where.uri,
@@ -252,7 +261,7 @@ def assemble(
                 local_path=manifest.local_path,
                 manifest=manifest.files,
                 mlmodel_text=manifest.mlmodel_text,
-                integrity=check_integrity(manifest.files, mlmodel),
+                integrity=integrity,
                 download_seconds=manifest.download_seconds if owner == (item.key, role) else 0.0,
                 shared_with=None if owner == (item.key, role) else label_of(*owner),
                 mlmodel=mlmodel,

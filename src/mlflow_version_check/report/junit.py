@@ -122,6 +122,33 @@ def _audit_cases(report: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     return cases
 
 
+def _suite(
+    report: Mapping[str, Any], tests: int, failures: int, errors: int
+) -> tuple[ElementTree.Element, ElementTree.Element]:
+    """The document's root and its one test suite, with the run's properties (tool and MLflow
+    versions, run nonce); test cases go into the suite."""
+    command = report["System"]["command"]
+    seconds = f"{(report.get('Timings') or {}).get('total_seconds', 0.0):.3f}"
+    suites = ElementTree.Element(
+        "testsuites", name=SUITE, tests=str(tests), failures=str(failures), errors=str(errors)
+    )
+    suite = ElementTree.SubElement(
+        suites, "testsuite", name=f"{SUITE} {command}", tests=str(tests), failures=str(failures),
+        errors=str(errors), skipped="0", time=seconds, timestamp=report["System"]["time_utc"].rstrip("Z"),
+    )  # fmt: skip
+    properties = ElementTree.SubElement(suite, "properties")
+    for name in ("tool_version", "mlflow_version", "run_nonce"):
+        if name in report["System"]:
+            ElementTree.SubElement(properties, "property", name=name, value=xml_text(report["System"][name]))
+    return suites, suite
+
+
+def _document(suites: ElementTree.Element) -> str:
+    ElementTree.indent(suites)
+    document = ElementTree.tostring(suites, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{document}\n'
+
+
 def _audit_junit(report: Mapping[str, Any]) -> str:
     cases = _audit_cases(report)
     failures = sum(status == "failed" for _, status, _, _ in cases)
@@ -130,18 +157,7 @@ def _audit_junit(report: Mapping[str, Any]) -> str:
         error = report["error"]
         cases = [("audit", "error", error["message"], error["type"])]
         errors = 1
-    suites = ElementTree.Element(
-        "testsuites", name=SUITE, tests=str(len(cases)), failures=str(failures), errors=str(errors)
-    )
-    seconds = f"{(report.get('Timings') or {}).get('total_seconds', 0.0):.3f}"
-    suite = ElementTree.SubElement(
-        suites, "testsuite", name=f"{SUITE} audit", tests=str(len(cases)), failures=str(failures),
-        errors=str(errors), skipped="0", time=seconds, timestamp=report["System"]["time_utc"].rstrip("Z"),
-    )  # fmt: skip
-    properties = ElementTree.SubElement(suite, "properties")
-    for name in ("tool_version", "mlflow_version", "run_nonce"):
-        if name in report["System"]:
-            ElementTree.SubElement(properties, "property", name=name, value=xml_text(report["System"][name]))
+    suites, suite = _suite(report, len(cases), failures, errors)
     for name, status, message, detail in cases:
         case = ElementTree.SubElement(
             suite, "testcase", name=xml_text(name), classname=f"{SUITE}.audit", time="0"
@@ -154,9 +170,7 @@ def _audit_junit(report: Mapping[str, Any]) -> str:
                 case, "failure", message=xml_text(message), type="ModelDifference"
             )
             element.text = xml_text(detail)
-    ElementTree.indent(suites)
-    document = ElementTree.tostring(suites, encoding="unicode")
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n{document}\n'
+    return _document(suites)
 
 
 def junit_xml(report: Mapping[str, Any]) -> str:
@@ -168,18 +182,7 @@ def junit_xml(report: Mapping[str, Any]) -> str:
     cases = _cases(report)
     failures = sum(1 for _, section in cases if section is not None and not section.get("equals"))
     errors = 1 if report["status"] == "error" else 0
-    suites = ElementTree.Element(
-        "testsuites", name=SUITE, tests=str(len(cases)), failures=str(failures), errors=str(errors)
-    )
-    suite = ElementTree.SubElement(
-        suites, "testsuite", name=f"{SUITE} {command}", tests=str(len(cases)), failures=str(failures),
-        errors=str(errors), skipped="0", time=seconds, timestamp=report["System"]["time_utc"].rstrip("Z"),
-    )  # fmt: skip
-    properties = ElementTree.SubElement(suite, "properties")
-    for name in ("tool_version", "mlflow_version", "run_nonce"):
-        if name in report["System"]:
-            value = xml_text(report["System"][name])
-            ElementTree.SubElement(properties, "property", name=name, value=value)
+    suites, suite = _suite(report, len(cases), failures, errors)
     for name, section in cases:
         case = ElementTree.SubElement(
             suite, "testcase", name=xml_text(name), classname=f"{SUITE}.{command}", time=seconds
@@ -195,6 +198,4 @@ def junit_xml(report: Mapping[str, Any]) -> str:
                 case, "failure", message=xml_text(message), type="ModelDifference"
             )
             element.text = xml_text(body)
-    ElementTree.indent(suites)
-    document = ElementTree.tostring(suites, encoding="unicode")
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n{document}\n'
+    return _document(suites)
