@@ -239,7 +239,7 @@ def test_a_server_that_dies_mid_audit_leaves_a_complete_report(tmp_path: Path) -
 
         def stop_at_the_second_version(answer: Any) -> Any:
             reads.append("read")
-            if len(reads) == 3:  # version 1 is read twice (resolve, then the full record)
+            if len(reads) == 2:  # each version is read once
                 server.stop()
             return answer
 
@@ -287,6 +287,25 @@ def test_a_recorded_seal_that_no_longer_matches_fails_its_version(tmp_path: Path
         (item,) = load_valid_report(tmp_path / "r.json")["Audit"]["versions"]
         assert item["status"] == "failed" and item["seal_verified"] is False
         assert any("changed since the seal" in problem for problem in item["problems"])
+
+
+def test_each_audited_version_costs_one_read_of_its_record(registry: Registry, tmp_path: Path) -> None:
+    """Per version: its record once and its download URI once; the registered model is known from the
+    listing, so not asked for again (the audit's cost is its downloads, not its registry round trips)."""
+    with FaultProxy(registry.server.url) as proxy:
+        report = tmp_path / "report.json"
+        run = run_command(
+            "mlflow-version-check", "audit", "--tracking-uri", proxy.url, "--model", "fraud", "--model", "churn",
+            "--report-file", str(report),
+        )  # fmt: skip
+    assert run.exit_code == 1, run.stdout + run.stderr  # fraud 3 is incomplete
+    assert len(load_valid_report(report)["Audit"]["versions"]) == 5
+    calls = [path.split("?")[0].rsplit("/", 2)[-2:] for path in proxy.seen]
+    assert calls.count(["model-versions", "get"]) == 5, calls
+    assert calls.count(["model-versions", "get-download-uri"]) == 5, calls
+    # The registered models named by --model are read while listing, before any version is checked.
+    first_version_read = calls.index(["model-versions", "get"])
+    assert ["registered-models", "get"] not in calls[first_version_read:], calls
 
 
 def test_the_python_api(registry: Registry) -> None:

@@ -381,7 +381,7 @@ def _type_is(name: str) -> More:
 
 def _retried(outcome: Outcome, ctx: Context) -> None:
     assert ctx.proxy is not None
-    assert sum("registered-models/get" in path for path in ctx.proxy.seen) >= 3
+    assert sum("model-versions/get?" in path for path in ctx.proxy.seen) >= 3
 
 
 def _bounded(seconds: float) -> More:
@@ -514,7 +514,7 @@ SPACED_PASSWORD = "Kx7 Qm2  Vb9\tLp4-Canary"  # noqa: S105 - a canary
 def _server_echoes_a_spaced_password(ctx: Context) -> Invocation:
     """A server whose error repeats the password, which holds a tab and two spaces in a row."""
     url = ctx.faulty(
-        ("registered-models/get", "status", {"status": 400, "message": f"wrong password {SPACED_PASSWORD}"})
+        (r"model-versions/get\?", "status", {"status": 400, "message": f"wrong password {SPACED_PASSWORD}"})
     )
     invocation = ctx.check("--retries", "0", tracking_uri=url)
     invocation.env.update(MLFLOW_TRACKING_USERNAME="mvc-user", MLFLOW_TRACKING_PASSWORD=SPACED_PASSWORD)
@@ -705,13 +705,13 @@ SERVER_ANSWERS = [
          lambda c: c.check(tracking_uri=f"http://127.0.0.1:{free_port()}"), _type_is("ServerUnreachable"),
          waits=True),
     Case("500-then-200-is-retried", 0, "", False,
-         lambda c: c.check(tracking_uri=c.faulty(("registered-models/get", "status",
+         lambda c: c.check(tracking_uri=c.faulty((r"model-versions/get\?", "status",
                                                   {"status": 500, "times": 2}))), _retried, waits=True),
     Case("server-always-500", 3, "failed", True, _api_answers(500)),
     Case("server-always-503", 3, "failed", True, _api_answers(503)),
     Case("server-hangs", 3, "timed out", True,
          lambda c: c.check("--timeout", "2", "--retries", "0",
-                           tracking_uri=c.faulty(("registered-models/get", "hang", {}))), _bounded(18),
+                           tracking_uri=c.faulty((r"model-versions/get\?", "hang", {}))), _bounded(18),
          waits=True),
     Case("connection-dropped-mid-download", 3, "model.pkl", True,
          lambda c: c.check("--retries", "0",
@@ -738,7 +738,7 @@ SERVER_ANSWERS = [
          _type_is("UnsafeArtifactPath")),
     Case("server-error-body-forges-commands", 3, "mvcforged", True,
          lambda c: c.check("--retries", "0", tracking_uri=c.faulty(
-             ("registered-models/get", "status", {"status": 400, "message": HOSTILE_ERROR}))),
+             (r"model-versions/get\?", "status", {"status": 400, "message": HOSTILE_ERROR}))),
          _no_command_in_any_stream),
     Case("remote-server-names-a-local-file", 3, "names a path on this machine", True,
          _remote_server_names_a_local_file, _type_is("UnsafeArtifactPath")),

@@ -188,7 +188,7 @@ def test_hostile_server_error_body(
     JUnit, and in the action only the action's own commands."""
     with FaultProxy(mlflow_server.url) as proxy:
         # 400: not retried, and MLflow puts the body's message into its exception.
-        proxy.add("registered-models/get", "status", status=400, message=HOSTILE_ERROR)
+        proxy.add(r"model-versions/get\?", "status", status=400, message=HOSTILE_ERROR)
         junit_file = tmp_path / "junit.xml"
         run = run_command(
             "check-model-version", "--model", plain_model.name, "--version-or-stage", plain_model.version,

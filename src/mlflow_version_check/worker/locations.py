@@ -117,8 +117,16 @@ def _locate_models_uri(client: MlflowClient, server: Server, uri: str, depth: in
     else:
         name, version = head, (rest or "")
     with registry_call(server, f"resolving {uri}", lambda: ModelVersionNotFound(f"{uri} not found")):
-        target = client.get_model_version_download_uri(name, version)
+        target = registry_download_uri(client, name, version)
     return locate(client, server, target, depth + 1)
+
+
+def registry_download_uri(client: MlflowClient, name: str, version: str) -> str:
+    """Where the registry keeps its copy of a version. MlflowClient's own method first reads the
+    registered model to refuse prompts: one more round trip per version, on an answer the version
+    record already gave; the registry client (private, pinned) answers the question alone."""
+    uri: str = client._get_registry_client().get_model_version_download_uri(name, version)  # type: ignore[no-untyped-call]
+    return uri
 
 
 def _refuse_local_from_remote(server: Server, location: str, named_by: str, supplier: str) -> None:

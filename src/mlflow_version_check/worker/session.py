@@ -44,7 +44,7 @@ from ..protocol import (
 from ..redact import redact
 from .downloads import Emit, download_tree, read_mlmodel
 from .failures import registry_call, short
-from .locations import locate, location_key
+from .locations import locate, location_key, registry_download_uri
 from .parent import PRIVATE_PATHS, orphaned, watch_parent
 from .server import Server, normal_http
 from .versions import resolve_version, version_info
@@ -140,21 +140,23 @@ def resolve_and_locate(session: Session, wanted: WantedVersion, roles: tuple[str
     client, server = session.client, session.server
     name, version_or_stage = wanted.model, wanted.version_or_stage
     started = time.monotonic()
-    found, resolved_by = resolve_version(client, server, name, version_or_stage)
-    # Searches and stage look-ups leave out aliases; one read of the version gives the full record.
-    with registry_call(
-        server,
-        f"reading version {found.version} of '{name}'",
-        lambda: ModelVersionNotFound(f"version {found.version} of '{name}' vanished while reading it"),
-    ):
-        mv = client.get_model_version(name, str(found.version))
+    mv, resolved_by = resolve_version(client, server, name, version_or_stage)
+    if resolved_by not in ("version", "alias"):
+        # Searches and stage look-ups leave out aliases; one read of the version gives the full record.
+        found = mv
+        with registry_call(
+            server,
+            f"reading version {found.version} of '{name}'",
+            lambda: ModelVersionNotFound(f"version {found.version} of '{name}' vanished while reading it"),
+        ):
+            mv = client.get_model_version(name, str(found.version))
     version = version_info(mv, resolved_by, version_or_stage)
     with registry_call(
         server,
         f"reading the download URI of '{name}' version {mv.version}",
         lambda: ModelVersionNotFound(f"version {mv.version} of '{name}' vanished while reading it"),
     ):
-        version = replace(version, download_uri=client.get_model_version_download_uri(name, str(mv.version)))
+        version = replace(version, download_uri=registry_download_uri(client, name, str(mv.version)))
     if version.status not in (None, "READY"):
         raise ModelVersionNotReady(
             f"version {mv.version} of '{name}' has status {version.status}, not READY",

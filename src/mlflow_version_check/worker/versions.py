@@ -55,13 +55,17 @@ def resolve_version(
 ) -> tuple[ModelVersion, str]:
     """Find the model version that version_or_stage names; return it and how it was resolved."""
     spec = version_or_stage.strip()
-    if not server.is_unity_catalog:
-        # One cheap call that tells "no such model" apart from "no such version/alias".
-        with registry_call(server, f"reading registered model '{name}'", _not_found_model(name, server)):
-            client.get_registered_model(name)
+
+    def model_must_exist() -> None:
+        # Asked only after a look-up found nothing, to tell "no such model" apart from "no such
+        # version/alias" (one registry call fewer for every version that exists).
+        if not server.is_unity_catalog:
+            with registry_call(server, f"reading registered model '{name}'", _not_found_model(name, server)):
+                client.get_registered_model(name)
 
     def by_alias(alias: str) -> tuple[ModelVersion, str]:
         def missing() -> VersionCheckError:
+            model_must_exist()
             return AliasNotFound(
                 f"registered model '{name}' has no alias '{alias}'",
                 cause="a typo, or the alias was never set or was moved",
@@ -83,6 +87,7 @@ def resolve_version(
     if spec.isdigit():
 
         def missing_version() -> VersionCheckError:
+            model_must_exist()
             return ModelVersionNotFound(
                 f"version {spec} of registered model '{name}' not found",
                 cause="the version was deleted or never registered here",
@@ -104,6 +109,7 @@ def resolve_version(
                 if not token:
                     break
         if not versions:
+            model_must_exist()
             raise ModelVersionNotFound(
                 f"registered model '{name}' has no versions", fix="register a version first."
             )
