@@ -295,8 +295,8 @@ def test_each_audited_version_costs_one_read_of_its_record(registry: Registry, t
     with FaultProxy(registry.server.url) as proxy:
         report = tmp_path / "report.json"
         run = run_command(
-            "mlflow-version-check", "audit", "--tracking-uri", proxy.url, "--model", "fraud", "--model", "churn",
-            "--report-file", str(report),
+            "mlflow-version-check", "audit", "--tracking-uri", proxy.url, "--model", "fraud",
+            "--model", "churn", "--report-file", str(report),
         )  # fmt: skip
     assert run.exit_code == 1, run.stdout + run.stderr  # fraud 3 is incomplete
     assert len(load_valid_report(report)["Audit"]["versions"]) == 5
