@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+MLFLOW2_STAMP := .venv-mlflow2/.installed-stamp
 
-.PHONY: venv test lint typecheck unit demo bench bench-quick lock clean image
+.PHONY: venv mlflow2-venv test lint typecheck unit demo bench bench-quick lock clean image
 
 venv: $(STAMP)
 
@@ -15,6 +16,13 @@ $(STAMP): pyproject.toml testing/pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]' -e ./testing
 	touch $(STAMP)
+
+# An MLflow 2.22 server and client and databricks-mlflow-export-import, in their own virtualenv, for
+# the tests against MLflow 2.x servers (tests/test_mlflow2_server.py, tests/test_export_import.py).
+mlflow2-venv: $(MLFLOW2_STAMP)
+
+$(MLFLOW2_STAMP): scripts/ci/mlflow2-venv.sh testing/constraints-mlflow2.txt
+	PYTHON=$(PYTHON) scripts/ci/mlflow2-venv.sh
 
 lint: venv
 	$(BIN)/ruff check .
@@ -27,7 +35,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+unit: venv mlflow2-venv
 	$(BIN)/pytest
 
 test: lint typecheck unit
@@ -62,4 +70,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info testing/src/*.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output
+	rm -rf $(VENV) .venv-mlflow2 build dist src/*.egg-info testing/src/*.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output

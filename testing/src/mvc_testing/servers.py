@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 STARTUP_TIMEOUT_SECONDS = 120
 
@@ -23,14 +24,35 @@ def free_port() -> int:
         return port
 
 
-class MlflowServer:
-    """A tracking server with a SQLite store and proxied artifacts under `root`."""
+# How a server stores artifacts: "proxied" (`--serve-artifacts --artifacts-destination`, clients see
+# mlflow-artifacts:/ URIs) or "plain" (`--no-serve-artifacts --default-artifact-root`, clients read
+# and write the directory themselves and see its paths).
+ArtifactMode = Literal["proxied", "plain"]
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+
+class MlflowServer:
+    """A tracking server with a SQLite store and artifacts under `root`, proxied by default.
+
+    `python` is the interpreter that runs `-m mlflow server` (default: this one), e.g. another
+    virtualenv's for an older MLflow server.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        port: int | None = None,
+        *,
+        python: str | Path | None = None,
+        artifact_mode: ArtifactMode = "proxied",
+    ) -> None:
         self.root = root
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.artifacts = root / "artifacts"
+        self.python = str(python or sys.executable)
+        self.artifact_mode: ArtifactMode = artifact_mode
+        # A plain root is not called "artifacts": mlflow-export-import 1.2.1 cuts a version's model
+        # path out of its source at the first "artifacts" in it, which must be the run's own folder.
+        self.artifacts = root / ("artifacts" if artifact_mode == "proxied" else "store")
         self.log_path = root / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -39,16 +61,18 @@ class MlflowServer:
         env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
             env.pop(variable, None)
+        if self.artifact_mode == "proxied":
+            artifact_options = ["--serve-artifacts", "--artifacts-destination", str(self.artifacts)]
+        else:
+            artifact_options = ["--no-serve-artifacts", "--default-artifact-root", str(self.artifacts)]
         command = [
-            sys.executable,
+            self.python,
             "-m",
             "mlflow",
             "server",
             "--backend-store-uri",
             f"sqlite:///{self.root / 'mlflow.db'}",
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(self.artifacts),
+            *artifact_options,
             "--host",
             "127.0.0.1",
             "--port",
