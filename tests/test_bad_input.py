@@ -1,5 +1,6 @@
-"""The bad-input matrix: every way an invocation, a config file, the action's inputs or a server can
-be wrong, in one table (CASES), each run as the installed program in its own sandbox.
+"""The bad-input matrix: every way an invocation, a config file, a reference file (a manifest, a key,
+a signature, a shard report), the action's inputs or a server can be wrong, in one table (CASES),
+each run as the installed program in its own sandbox.
 
 A sandbox is a fresh directory that is the program's working directory and holds its HOME, its TMPDIR,
 its download directory and its report path. Every case asserts:
@@ -50,7 +51,10 @@ pytestmark = pytest.mark.server
 ROOT = Path(__file__).resolve().parent.parent
 LISTING = r"/api/2.0/mlflow-artifacts/artifacts\?"
 ARTIFACT_FILES = r"/api/2.0/mlflow-artifacts/artifacts/.+"
-GOOD_SIDE = {"host": "http://127.0.0.1:9", "model": "m", "version_or_stage": "1"}
+# Nothing listens on the discard port: a case on this URI must fail before it asks any server.
+NEVER_ASKED = "http://127.0.0.1:9"
+GOOD_SIDE = {"host": NEVER_ASKED, "model": "m", "version_or_stage": "1"}
+ZERO_DIGEST = "sha256:" + "0" * 64  # well-formed, and the root digest of no model
 DBX_MLMODEL = {
     "artifact_path": "model", "run_id": "0" * 32,
     "flavors": {"python_function": {"loader_module": "mlflow.sklearn", "model_path": "model.pkl"}},
@@ -178,16 +182,94 @@ class Context:
 
     def check(self, *args: str, tracking_uri: str | None = None, downloads: bool = True) -> Invocation:
         """check-model-version of the session model (override with --model / --version-or-stage)."""
+        return self._one_version(["check-model-version"], args, tracking_uri, downloads=downloads)
+
+    def seal(
+        self, *args: str, tracking_uri: str | None = None, ends_before_server: bool = False
+    ) -> Invocation:
+        """seal of the session model, its manifest at work/seal/model.oms.json unless args name one:
+        outside the allowed paths, so that a seal that fails and writes it all the same shows."""
+        manifest = self.sandbox.work / "seal" / "model.oms.json"
+        named = [] if "--manifest-file" in args else ["--manifest-file", str(manifest)]
+        command = ["mlflow-version-check", "seal"]
+        return self._one_version(
+            command, (*named, *args), tracking_uri, ends_before_server=ends_before_server
+        )
+
+    def verify(self, *args: str, ends_before_server: bool = False) -> Invocation:
+        """verify of the session model against the reference that args give (or none)."""
+        command = ["mlflow-version-check", "verify"]
+        return self._one_version(command, args, None, ends_before_server=ends_before_server)
+
+    def _one_version(
+        self,
+        command: list[str],
+        args: tuple[str, ...],
+        tracking_uri: str | None,
+        *,
+        downloads: bool = True,
+        ends_before_server: bool = False,
+    ) -> Invocation:
+        """A one-version command (check, seal, verify): the session model and server unless args or
+        tracking_uri name others. A case that ends_before_server names model m, version 1, on a URI
+        where nothing answers: it must fail before it asks any server (and starts none)."""
         given = set(args)
-        defaults = [] if "--model" in given else ["--model", self.model.name]
+        defaults: list[str] = []
+        if "--model" not in given:
+            defaults += ["--model", "m" if ends_before_server else self.model.name]
         if "--version-or-stage" not in given:
-            defaults += ["--version-or-stage", self.model.version]
+            defaults += ["--version-or-stage", "1" if ends_before_server else self.model.version]
         if "--tracking-uri" not in given:
-            defaults += ["--tracking-uri", tracking_uri or self.server.url]
+            server = NEVER_ASKED if ends_before_server else tracking_uri or self.server.url
+            defaults += ["--tracking-uri", server]
         if downloads:
             defaults += ["--download-dir", str(self.sandbox.downloads)]
         report = ["--report-file", str(self.sandbox.report)]
-        return Invocation("check-model-version", [*defaults, *args, *report])
+        program, *subcommand = command
+        return Invocation(program, [*subcommand, *defaults, *args, *report])
+
+    def audit(
+        self, *args: str, tracking_uri: str | None = None, ends_before_server: bool = False
+    ) -> Invocation:
+        """audit of the session model (unless args name --model or --filter) on the session server
+        (unless tracking_uri names another); see _one_version for ends_before_server."""
+        defaults: list[str] = []
+        if not {"--model", "--filter"} & set(args):
+            defaults += ["--model", "m" if ends_before_server else self.model.name]
+        defaults += ["--tracking-uri", NEVER_ASKED if ends_before_server else tracking_uri or self.server.url]
+        report = ["--report-file", str(self.sandbox.report)]
+        return Invocation("mlflow-version-check", ["audit", *defaults, *args, *report])
+
+    def audit_merge(self, *reports: Path) -> Invocation:
+        return Invocation(
+            "mlflow-version-check",
+            ["audit", "merge", *map(str, reports), "--report-file", str(self.sandbox.report)],
+        )
+
+    def shard_reports(self, *shards: str) -> list[Path]:
+        """Copies in the sandbox's work folder of the reports of these shards ("1/2", "2/2", "1/3")
+        of the session audit (matrix_shard_reports)."""
+        reports: dict[str, Path] = self.request.getfixturevalue("matrix_shard_reports")
+        copies = [self.sandbox.work / reports[shard].name for shard in shards]
+        for shard, copy in zip(shards, copies, strict=True):
+            shutil.copyfile(reports[shard], copy)
+        return copies
+
+    def key_pair(self) -> tuple[Path, Path]:
+        """A new EC P-256 key pair in the sandbox's work folder (as `model_signing sign key` takes
+        one): the private and the public key's PEM files."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        private, public = self.sandbox.work / "signing-key.pem", self.sandbox.work / "signing-key.pub"
+        pem = serialization.Encoding.PEM
+        unencrypted = serialization.NoEncryption()
+        private.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, unencrypted))
+        public.write_bytes(
+            key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        return private, public
 
     def bare_check(self, *args: str, env: dict[str, str] | None = None) -> Invocation:
         """check-model-version with exactly these options, the report in the sandbox."""
@@ -583,6 +665,161 @@ def _action_outputs(outcome: Outcome, ctx: Context) -> None:
     assert outcome.outputs["report-path"] == (str(ctx.sandbox.report) if outcome.report else "")
 
 
+# The two files of the statements the manifest cases edit (the server is never asked for them).
+STATEMENT_FILES = {"MLmodel": b"flavors: {}\n", "model.pkl": b"weights"}
+
+
+def _statement() -> dict[str, Any]:
+    """An OMS v1.0 statement of STATEMENT_FILES, as seal writes one (valid: see the harness test)."""
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(STATEMENT_FILES.items())}
+    root = hashlib.sha256(b"".join(bytes.fromhex(digest) for digest in digests.values())).hexdigest()
+    return {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "models:/m/1", "digest": {"sha256": root}}],
+        "predicateType": "https://model_signing/signature/v1.0",
+        "predicate": {
+            "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": False},
+            "resources": [{"name": name, "algorithm": "sha256", "digest": digest}
+                          for name, digest in digests.items()],
+        },
+    }  # fmt: skip
+
+
+def _edited_manifest(edit: Callable[[dict[str, Any]], object]) -> Build:
+    """verify against _statement() as `edit` changed it: refused before any server is asked."""
+
+    def build(ctx: Context) -> Invocation:
+        statement = _statement()
+        edit(statement)
+        manifest = ctx.sandbox.work / "model.oms.json"
+        manifest.write_text(json.dumps(statement))
+        return ctx.verify("--manifest-file", str(manifest), ends_before_server=True)
+
+    return build
+
+
+def _set_resource(index: int, key: str, value: str) -> Callable[[dict[str, Any]], object]:
+    return lambda statement: statement["predicate"]["resources"][index].update({key: value})
+
+
+def _manifest_text(text: str) -> Build:
+    def build(ctx: Context) -> Invocation:
+        (ctx.sandbox.work / "model.oms.json").write_text(text)
+        return ctx.verify(
+            "--manifest-file", str(ctx.sandbox.work / "model.oms.json"), ends_before_server=True
+        )
+
+    return build
+
+
+def _public_key_is_the_private_key(ctx: Context) -> Invocation:
+    private, _ = ctx.key_pair()
+    (ctx.sandbox.work / "model.sig").write_text("{}")
+    return ctx.verify("--signature", str(ctx.sandbox.work / "model.sig"), "--public-key", str(private),
+                      ends_before_server=True)  # fmt: skip
+
+
+def _private_key_not_shown(outcome: Outcome, ctx: Context) -> None:
+    shown = outcome.stdout + outcome.stderr + json.dumps(outcome.report)
+    body = (ctx.sandbox.work / "signing-key.pem").read_text().splitlines()[1:-1]
+    assert body and not any(line in shown for line in body)
+
+
+def _signature_not_a_bundle(ctx: Context) -> Invocation:
+    _, public = ctx.key_pair()
+    (ctx.sandbox.work / "model.sig").write_text('{"mediaType": "text/plain"}')
+    return ctx.verify("--signature", str(ctx.sandbox.work / "model.sig"), "--public-key", str(public),
+                      ends_before_server=True)  # fmt: skip
+
+
+def _verify_report_over_its_manifest(ctx: Context) -> Invocation:
+    """verify whose --report-file is its --manifest-file (a file of the work folder: it must stay)."""
+    manifest = ctx.sandbox.work / "model.oms.json"
+    manifest.write_text(json.dumps(_statement()))
+    invocation = ctx.verify("--manifest-file", str(manifest), ends_before_server=True)
+    invocation.args[invocation.args.index("--report-file") + 1] = str(manifest)
+    return invocation
+
+
+def _seal_outputs(manifest: Callable[[Sandbox], Path], report: Callable[[Sandbox], Path]) -> Build:
+    """seal with its manifest and its report at these paths of the sandbox."""
+
+    def build(ctx: Context) -> Invocation:
+        invocation = ctx.seal("--manifest-file", str(manifest(ctx.sandbox)), ends_before_server=True)
+        invocation.args[invocation.args.index("--report-file") + 1] = str(report(ctx.sandbox))
+        return invocation
+
+    return build
+
+
+def _no_seal_tag(outcome: Outcome, ctx: Context) -> None:
+    from mlflow_version_check.oms import SEAL_TAG
+
+    version = models._client(ctx.server.url).get_model_version(ctx.model.name, ctx.model.version)
+    assert SEAL_TAG not in version.tags
+
+
+def _edited_shards(edit: Callable[[dict[str, Any], dict[str, Any]], object]) -> Build:
+    """audit merge of shards 1/2 and 2/2, edited by edit(holder, other): holder is the shard report
+    that lists the session model's one version, other the shard report that lists none."""
+
+    def build(ctx: Context) -> Invocation:
+        paths = ctx.shard_reports("1/2", "2/2")
+        reports = [json.loads(path.read_text()) for path in paths]
+        holder = 0 if reports[0]["Audit"]["versions"] else 1
+        edit(reports[holder], reports[1 - holder])
+        for path, report in zip(paths, reports, strict=True):
+            path.write_text(json.dumps(report))
+        return ctx.audit_merge(*paths)
+
+    return build
+
+
+def _failure_marked_passed(holder: dict[str, Any], other: dict[str, Any]) -> None:
+    """The shard's version failed; its verdict was edited to passed."""
+    holder["Audit"]["versions"][0]["status"] = "failed"
+    holder["Audit"]["summary"].update(passed=0, failed=1)
+
+
+def _version_moved_to_the_other_shard(holder: dict[str, Any], other: dict[str, Any]) -> None:
+    """The version and its counts moved to the other shard report, each report consistent."""
+    holder["Audit"], other["Audit"] = (
+        {**holder["Audit"], "versions": [], "summary": other["Audit"]["summary"]},
+        {**other["Audit"], "versions": holder["Audit"]["versions"], "summary": holder["Audit"]["summary"]},
+    )
+
+
+def _shard_given_twice(ctx: Context) -> Invocation:
+    first, second = ctx.shard_reports("1/2", "2/2")
+    again = first.with_name("shard-1-of-2-again.json")
+    shutil.copyfile(first, again)
+    return ctx.audit_merge(first, again, second)
+
+
+def _merge_over_a_shard(ctx: Context) -> Invocation:
+    """audit merge whose --report-file is one of the shard reports it reads (which must stay)."""
+    first, second = ctx.shard_reports("1/2", "2/2")
+    invocation = ctx.audit_merge(first, second)
+    invocation.args[invocation.args.index("--report-file") + 1] = str(first)
+    return invocation
+
+
+def _audit_in_a_gitlab_parallel_job(*, index: str, total: str) -> Build:
+    """audit --shard auto where GitLab's parallel: set CI_NODE_INDEX and CI_NODE_TOTAL."""
+
+    def build(ctx: Context) -> Invocation:
+        invocation = ctx.audit("--shard", "auto", ends_before_server=True)
+        invocation.env.update(CI_NODE_INDEX=index, CI_NODE_TOTAL=total)
+        return invocation
+
+    return build
+
+
+def _merge_not_json(ctx: Context) -> Invocation:
+    (ctx.sandbox.work / "shard.json").write_text("not a report\n")
+    return ctx.audit_merge(ctx.sandbox.work / "shard.json")
+
+
 CLI_OPTIONS = [
     Case("missing-model-option", 2, "Missing option '--model'", False,
          lambda c: c.bare_check("--version-or-stage", "1", "--tracking-uri", c.server.url)),
@@ -627,6 +864,48 @@ CLI_OPTIONS = [
     Case("native-model-empty", 2, "--native-model is empty", True, lambda c: c.check("--native-model", "")),
     Case("native-model-not-in-the-model", 2, "nope.pkl", True,
          lambda c: c.check("--native-model", "nope.pkl")),
+    Case("seal-missing-model-option", 2, "Missing option '--model'", False,
+         lambda c: Invocation("mlflow-version-check", ["seal", "--version-or-stage", "1", "--tracking-uri",
+                              NEVER_ASKED, "--manifest-file", str(c.sandbox.work / "m.json"),
+                              "--report-file", str(c.sandbox.report)])),
+    Case("seal-manifest-is-the-report", 2, "--report-file and --manifest-file name the same path", False,
+         _seal_outputs(lambda s: s.report, lambda s: s.report)),
+    Case("seal-manifest-copy-of-mlmodel-is-the-report", 2,
+         "--report-file and the MLmodel copy of --manifest-file name the same path", False,
+         _seal_outputs(lambda s: s.work / "m.json", lambda s: s.work / "m.json.MLmodel")),
+    Case("seal-manifest-is-the-download-dir", 2,
+         "--manifest-file and --download-dir name the same path, or the downloads would lie inside", False,
+         lambda c: c.seal("--manifest-file", str(c.sandbox.downloads), ends_before_server=True)),
+    Case("seal-checksums-file-is-the-manifest", 2, "--manifest-file and --checksums-file name the same path",
+         False, lambda c: c.seal("--manifest-file", str(c.sandbox.work / "m.json"), "--checksums-file",
+                                 str(c.sandbox.work / "m.json"), ends_before_server=True)),
+    Case("verify-without-reference", 2, "verify needs exactly one reference, got none", True,
+         lambda c: c.verify(ends_before_server=True)),
+    Case("verify-with-two-references", 2, "got --expect-digest and --recorded-tag", True,
+         lambda c: c.verify("--expect-digest", ZERO_DIGEST, "--recorded-tag", ends_before_server=True)),
+    Case("verify-signature-without-public-key", 2, "go together; --public-key is missing", True,
+         lambda c: c.verify("--signature", str(c.sandbox.work / "model.sig"), ends_before_server=True)),
+    Case("verify-public-key-without-signature", 2, "go together; --signature is missing", True,
+         lambda c: c.verify("--expect-digest", ZERO_DIGEST, "--public-key", str(c.sandbox.work / "key.pub"),
+                            ends_before_server=True)),
+    Case("verify-expect-digest-not-sha256-hex", 2, "'SHA256:AB' is not 'sha256:' followed by 64 lowercase",
+         True, lambda c: c.verify("--expect-digest", "SHA256:AB", ends_before_server=True)),
+    Case("verify-report-is-the-manifest", 2, "--report-file is --manifest-file", False,
+         _verify_report_over_its_manifest),
+    Case("audit-shard-zero", 2, "--shard '0/2' is not I/N with 1 <= I <= N", True,
+         lambda c: c.audit("--shard", "0/2", ends_before_server=True)),
+    Case("audit-shard-past-the-last", 2, "--shard '3/2' is not I/N", True,
+         lambda c: c.audit("--shard", "3/2", ends_before_server=True)),
+    Case("audit-shard-not-numbers", 2, "--shard 'x/y' is not I/N", True,
+         lambda c: c.audit("--shard", "x/y", ends_before_server=True)),
+    Case("audit-shard-auto-index-past-the-total", 2, "--shard '3/2' is not I/N", True,
+         _audit_in_a_gitlab_parallel_job(index="3", total="2")),
+    Case("audit-jobs-zero", 2, "Invalid value for '--jobs'", False,
+         lambda c: c.audit("--jobs", "0", ends_before_server=True)),
+    Case("audit-versions-unknown", 2, "--versions 'some' is not one of all, aliased, latest", True,
+         lambda c: c.audit("--versions", "some", ends_before_server=True)),
+    Case("audit-model-and-filter", 2, "--model and --filter both select models", True,
+         lambda c: c.audit("--model", "m", "--filter", "name = 'm'", ends_before_server=True)),
 ]  # fmt: skip
 
 CONFIG_FILES = [
@@ -663,6 +942,40 @@ CONFIG_FILES = [
     Case("config-empty-standard-input", 2, "is empty", True, lambda c: c.compare(None, stdin="")),
 ]  # fmt: skip
 
+# The files seal's, verify's and audit merge's references are read from: manifests, keys, signature
+# bundles, shard reports.
+REFERENCE_FILES = [
+    Case("verify-manifest-missing", 2, "cannot read the manifest file", True,
+         lambda c: c.verify("--manifest-file", str(c.sandbox.work / "nope.json"), ends_before_server=True)),
+    Case("verify-manifest-is-a-directory", 2, "is not a regular file", True,
+         lambda c: c.verify("--manifest-file", str(c.sandbox.work), ends_before_server=True)),
+    Case("verify-manifest-not-json", 2, "is not a valid OMS v1.0 statement: it is not JSON", True,
+         _manifest_text("{ not json")),
+    Case("verify-manifest-digest-not-hex", 2, "predicate.resources[1].digest is 'xyz', not 64 lowercase hex",
+         True, _edited_manifest(_set_resource(1, "digest", "xyz"))),
+    Case("verify-manifest-root-does-not-match", 2, "but the resources hash to", True,
+         _edited_manifest(_set_resource(1, "digest", "0" * 64))),
+    Case("verify-manifest-names-a-parent-folder", 2, "'../model.pkl' is not a safe relative POSIX path", True,
+         _edited_manifest(_set_resource(1, "name", "../model.pkl"))),
+    Case("verify-public-key-is-a-private-key", 2, "is not a PEM public key", True,
+         _public_key_is_the_private_key, _private_key_not_shown),
+    Case("verify-signature-not-a-key-bundle", 2, "is not an OMS signature made with a key", True,
+         _signature_not_a_bundle),
+    Case("audit-merge-no-reports", 2, "Missing argument 'reports'", False, lambda c: c.audit_merge()),
+    Case("audit-merge-report-not-json", 2, "cannot read the shard report", True, _merge_not_json),
+    Case("audit-merge-shards-of-different-audits", 2, "the reports are shards of different audits", True,
+         lambda c: c.audit_merge(*c.shard_reports("1/2", "1/3"))),
+    Case("audit-merge-shard-given-twice", 2, "shard 1/2 is given twice", True, _shard_given_twice),
+    Case("audit-merge-shard-missing", 2, "1 of 2 shards missing (2/2): only 1/2 given", True,
+         lambda c: c.audit_merge(*c.shard_reports("1/2"))),
+    Case("audit-merge-shard-verdict-edited-to-passed", 2, "says status 'passed', but its versions make it "
+         "'failed'", True, _edited_shards(_failure_marked_passed)),
+    Case("audit-merge-version-in-another-shard", 2, "which belongs to shard", True,
+         _edited_shards(_version_moved_to_the_other_shard)),
+    Case("audit-merge-report-is-a-shard", 2, "--report-file is a REPORT argument", False,
+         _merge_over_a_shard),
+]  # fmt: skip
+
 ACTION_INPUTS = [
     Case("action-unknown-command", 2, "input command is 'bogus'", True,
          lambda c: c.action(command="bogus"), _action_outputs),
@@ -689,6 +1002,24 @@ ACTION_INPUTS = [
     Case("action-report-file-is-a-directory", 2, "is a directory", False,
          lambda c: c.action(model="m", version_or_stage="1", tracking_uri=c.server.url,
                             report_file=str(c.sandbox.work)), _action_outputs),
+    Case("action-verify-without-reference", 2, "command verify needs a reference to verify against", True,
+         lambda c: c.action(command="verify", model="m", version_or_stage="1", tracking_uri=NEVER_ASKED),
+         _action_outputs),
+    Case("action-verify-with-two-references", 2, "command verify got 2 references (expect-digest, "
+         "recorded-tag)", True,
+         lambda c: c.action(command="verify", model="m", version_or_stage="1", tracking_uri=NEVER_ASKED,
+                            expect_digest=ZERO_DIGEST, recorded_tag="true"), _action_outputs),
+    Case("action-record-tag-on-check", 2, "input record-tag does not apply to command check", True,
+         lambda c: c.action(model="m", version_or_stage="1", tracking_uri=NEVER_ASKED, record_tag="true"),
+         _action_outputs),
+    Case("action-audit-given-model-not-models", 2, "input model does not apply to command audit", True,
+         lambda c: c.action(command="audit", model="m", tracking_uri=NEVER_ASKED, download_dir=""),
+         _action_outputs),
+    Case("action-audit-merge-without-reports", 2, "command audit-merge needs the reports input", True,
+         lambda c: c.action(command="audit-merge", download_dir=""), _action_outputs),
+    Case("action-audit-merge-reports-match-nothing", 2, "input reports 'shards/*.json' matches no file", True,
+         lambda c: c.action(command="audit-merge", reports="shards/*.json", download_dir=""),
+         _action_outputs),
 ]  # fmt: skip
 
 SERVER_ANSWERS = [
@@ -752,6 +1083,17 @@ SERVER_ANSWERS = [
                                       "version_or_stage": "1"})), _first_side_kept, waits=True),
     Case("compare-version-missing-on-one-side", 3, "version 77", True,
          lambda c: c.compare(_config({**_side(c), "version_or_stage": "77"}, _side(c)))),
+    Case("seal-record-tag-on-an-empty-stage", 3, "no version in stage Production", True,
+         lambda c: c.seal("--record-tag", "--version-or-stage", "production"), _no_seal_tag),
+    Case("verify-recorded-tag-never-recorded", 2, "has no tag mlflow_version_check.seal.root_digest", True,
+         lambda c: c.verify("--recorded-tag")),
+    Case("audit-server-refuses-connections", 3, "no answer", True,
+         lambda c: c.audit(tracking_uri=f"http://127.0.0.1:{free_port()}"), _type_is("ServerUnreachable"),
+         waits=True),
+    Case("audit-model-not-found", 3, "registered model 'no_such_model' not found", True,
+         lambda c: c.audit("--model", "no_such_model"), _type_is("ModelNotFound")),
+    Case("audit-filter-refused-by-the-registry", 2, "the registry refused the filter 'name LIKE'", True,
+         lambda c: c.audit("--filter", "name LIKE")),
 ]  # fmt: skip
 
 DATABRICKS = [
@@ -773,14 +1115,23 @@ DATABRICKS = [
          _on_workspace(env={"DATABRICKS_TOKEN": "ambient-canary"})),
 ]  # fmt: skip
 
-CASES = [*CLI_OPTIONS, *CONFIG_FILES, *ACTION_INPUTS, *SERVER_ANSWERS, *DATABRICKS]
+CASES = [*CLI_OPTIONS, *CONFIG_FILES, *REFERENCE_FILES, *ACTION_INPUTS, *SERVER_ANSWERS, *DATABRICKS]
 
 
 def test_the_matrix_is_large_and_distinct() -> None:
     """Issue 6 asks for at least 40 distinct cases across options, configs, inputs and server answers."""
     assert len(CASES) >= 40
     assert len({case.id for case in CASES}) == len(CASES)
-    assert all(group for group in (CLI_OPTIONS, CONFIG_FILES, ACTION_INPUTS, SERVER_ANSWERS, DATABRICKS))
+    groups = (CLI_OPTIONS, CONFIG_FILES, REFERENCE_FILES, ACTION_INPUTS, SERVER_ANSWERS, DATABRICKS)
+    assert all(group for group in groups)
+
+
+def test_the_manifest_cases_edit_a_valid_statement() -> None:
+    """The statement the manifest cases edit is one verify accepts: each case's edit is its one fault."""
+    from mlflow_version_check.oms import read_statement
+
+    reference = read_statement(json.dumps(_statement()))
+    assert reference.files is not None and sorted(reference.files) == sorted(STATEMENT_FILES)
 
 
 def test_the_sandbox_snapshot_sees_every_kind_of_change(tmp_path: Path) -> None:
@@ -828,10 +1179,12 @@ def _start_order(cases: list[Case]) -> list[Case]:
     """The order in which the cases are built and their runs started (the longest first, so that
     the last ones to end are short): the config-file and action-input cases, most of which need no
     server, while the session's server starts; the cases that wait on purpose; the server answers
-    and Databricks cases (each starts a worker that imports MLflow: a second or two of CPU); the CLI
-    option cases, most of which end at option parsing."""
+    and Databricks cases (each starts a worker that imports MLflow: a second or two of CPU); the
+    reference-file cases, whose shard reports come from audits run on this thread while the runs
+    started before keep the pool busy; the CLI option cases, most of which end at option parsing."""
     waits = [case for case in CASES if case.waits]
-    groups = [[*CONFIG_FILES, *ACTION_INPUTS], waits, [*SERVER_ANSWERS, *DATABRICKS], CLI_OPTIONS]
+    groups = [[*CONFIG_FILES, *ACTION_INPUTS], waits, [*SERVER_ANSWERS, *DATABRICKS], REFERENCE_FILES,
+              CLI_OPTIONS]  # fmt: skip
     rank: dict[str, int] = {}
     for index, group in enumerate(groups):
         for case in group:
@@ -853,6 +1206,33 @@ def matrix_big_model(mlflow_server: MlflowServer) -> models.Registered:
     return models.log_directory_flavor(
         mlflow_server.url, unique("matrix_big"), files={"w/big.bin": os.urandom(200_000)}
     )
+
+
+@pytest.fixture(scope="module")
+def matrix_shard_reports(
+    mlflow_server: MlflowServer, matrix_model: models.Registered, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The reports of shards 1/2, 2/2 and 1/3 of an audit of the matrix model, as the CLI writes
+    them: the merge cases' inputs (their audits run at once, not one after another)."""
+    folder = tmp_path_factory.mktemp("matrix_shards")
+    reports = {shard: folder / f"shard-{shard.replace('/', '-of-')}.json" for shard in ("1/2", "2/2", "1/3")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "CI_NODE_"))}
+    program = str(BIN / "mlflow-version-check")
+    target = ["--model", matrix_model.name, "--tracking-uri", mlflow_server.url]
+    audits = [
+        subprocess.Popen(
+            [program, "audit", *target, "--shard", shard, "--report-file", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for shard, path in reports.items()
+    ]
+    for audit in audits:
+        _, stderr = audit.communicate(timeout=300)
+        assert audit.returncode == 0, stderr
+    return reports
 
 
 @pytest.fixture(scope="module")
@@ -956,6 +1336,7 @@ def test_bad_input(case: Case, matrix_runs: dict[str, Started]) -> None:
             assert len(lines) == 1, detail
             line = lines[0]
             assert line.startswith("error: ") and "Fix" in line and case.words in line, detail
+            assert "{option:" not in line, f"an option placeholder left unnamed\n{detail}"
             if case.report:
                 assert outcome.report is not None, f"{case.id}: no error report\n{detail}"
                 assert outcome.report["status"] == "error"
