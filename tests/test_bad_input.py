@@ -328,6 +328,9 @@ def run(invocation: Invocation, sandbox: Sandbox, environ: Mapping[str, str]) ->
         key: value
         for key, value in environ.items()
         if not key.startswith(("MLFLOW_", "DATABRICKS_", "INPUT_", "GITHUB_", "MVC_", "ACTIONS_"))
+        # Not a test or CI run to the program: MLflow keeps its telemetry off under either, which
+        # would hide from the snapshot a write to HOME that a user's run makes.
+        and key not in ("PYTEST_CURRENT_TEST", "CI")
     }
     env.update(HOME=str(sandbox.home), TMPDIR=str(sandbox.tmp))
     if invocation.program == "action":
@@ -906,6 +909,21 @@ CLI_OPTIONS = [
          lambda c: c.audit("--versions", "some", ends_before_server=True)),
     Case("audit-model-and-filter", 2, "--model and --filter both select models", True,
          lambda c: c.audit("--model", "m", "--filter", "name = 'm'", ends_before_server=True)),
+    Case("audit-shard-with-thousands-of-digits", 2, "--shard '1/99999999999999999999999999999999999...' "
+         "is not I/N", True, lambda c: c.audit("--shard", "1/" + "9" * 5000, ends_before_server=True)),
+    Case("audit-shard-in-arabic-indic-digits", 2, "is not I/N", True,
+         lambda c: c.audit("--shard", "\u0661/\u0662", ends_before_server=True)),
+    Case("audit-model-name-empty", 2, "a --model name is empty", True,
+         lambda c: c.audit("--model", " ", ends_before_server=True)),
+    Case("seal-manifest-file-empty", 2, "--manifest-file is empty", True,
+         lambda c: c.seal("--manifest-file", "", ends_before_server=True)),
+    Case("seal-manifest-file-blank", 2, "--manifest-file is empty", True,
+         lambda c: c.seal("--manifest-file", "  ", ends_before_server=True)),
+    Case("verify-manifest-file-empty", 2, "--manifest-file is empty", True,
+         lambda c: c.verify("--manifest-file", "", ends_before_server=True)),
+    Case("check-download-dir-empty", 2, "--download-dir is empty", True,
+         lambda c: c.bare_check("--model", "m", "--version-or-stage", "1", "--tracking-uri", NEVER_ASKED,
+                                "--download-dir", "")),
 ]  # fmt: skip
 
 CONFIG_FILES = [
@@ -972,6 +990,8 @@ REFERENCE_FILES = [
          "'failed'", True, _edited_shards(_failure_marked_passed)),
     Case("audit-merge-version-in-another-shard", 2, "which belongs to shard", True,
          _edited_shards(_version_moved_to_the_other_shard)),
+    Case("audit-merge-shard-with-thousands-of-digits", 2, "names its shard '1/999999999", True,
+         _edited_shards(lambda holder, other: holder["Audit"].update(shard="1/" + "9" * 5000))),
     Case("audit-merge-report-is-a-shard", 2, "--report-file is a REPORT argument", False,
          _merge_over_a_shard),
 ]  # fmt: skip

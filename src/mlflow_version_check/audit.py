@@ -50,7 +50,9 @@ from .results import AuditEntry, AuditResult, CheckResult, DownloadedModel, Mode
 
 DEFAULT_JOBS = 4  # downloads wait on the network far more than on the 2 cores hashing them
 MAX_JOBS = 64
-_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+# ASCII digits, at most 9 of each: `\d` also takes other scripts' digits, and int() of thousands of
+# digits raises instead of answering.
+_SHARD = re.compile(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*", re.ASCII)
 
 
 def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
@@ -65,8 +67,9 @@ def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> t
         text = f"{index}/{total}"
     found = _SHARD.fullmatch(text)
     if not found or not 1 <= int(found[1]) <= int(found[2]):
+        shown = text if len(text) <= 40 else f"{text[:37]}..."
         raise InvalidOption(
-            f"{{option:shard}} {text!r} is not I/N with 1 <= I <= N",
+            f"{{option:shard}} {shown!r} is not I/N with 1 <= I <= N",
             fix="give e.g. 2/4 (the second of four shards), or auto under GitLab's parallel:.",
             what_names_options=True,
         )
@@ -110,7 +113,9 @@ def _number(version: str) -> int:
 def validate_selection(models: Sequence[str], filter_expression: str | None, versions: str) -> Selection:
     names = tuple(name.strip() for name in models)
     if any(not name for name in names):
-        raise InvalidOption("a {option:models} name is empty", fix="give registered model names.")
+        raise InvalidOption(
+            "a {option:models} name is empty", fix="give registered model names.", what_names_options=True
+        )
     if names and filter_expression:
         raise InvalidOption(
             "{option:models} and {option:filter} both select models",
@@ -572,7 +577,8 @@ def _report_shard(name: str, section: Mapping[str, Any]) -> tuple[int, int]:
         return 1, 1
     found = _SHARD.fullmatch(str(shard))
     if not found or not 1 <= int(found[1]) <= int(found[2]):
+        shown = str(shard) if len(str(shard)) <= 40 else f"{str(shard)[:37]}..."
         raise AuditMergeError(
-            f"{name} names its shard {shard!r}, not I/N", fix="give the reports as the shards wrote them."
+            f"{name} names its shard {shown!r}, not I/N", fix="give the reports as the shards wrote them."
         )
     return int(found[1]), int(found[2])

@@ -28,6 +28,7 @@ from .errors import (
     EXIT_NOT_DONE,
     EXIT_USAGE,
     Interrupted,
+    InvalidOption,
     ReportPathError,
     VersionCheckError,
     exit_code_of,
@@ -311,6 +312,12 @@ def check_output_paths(
         ("{option:checksums_file}", checksums_file),
         ("the MLmodel copy of {option:manifest_file}", mlmodel_file),
     )
+    for option, value in (*outputs, ("{option:download_dir}", download_dir), *inputs):
+        if value is not None and not value.strip():
+            # Not "no file": seal would report a manifest it never wrote, and write `.MLmodel` here.
+            raise InvalidOption(
+                f"{option} is empty", fix="give a path, or leave the option out.", what_names_options=True
+            )
     _refuse_shared_paths([(option, value) for option, value in outputs if value])
     _refuse_overwritten_inputs(
         [(option, value) for option, value in outputs if value],

@@ -77,6 +77,9 @@ class ServerSpec:
         env["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0"
         env["MLFLOW_DATABRICKS_ENDPOINT_HTTP_RETRY_TIMEOUT"] = seconds
         env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+        # MLflow's usage telemetry would write under $HOME and send events to a host the user never
+        # named: the run writes only its downloads and outputs, and talks only to the given servers.
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
         return env

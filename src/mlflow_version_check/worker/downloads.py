@@ -171,7 +171,10 @@ def _streams_sequentially(repo: ArtifactRepository) -> TypeGuard[HttpArtifactRep
     if type(repo) is HttpArtifactRepository:
         return True
     if type(repo) is MlflowArtifactsRepository:
-        return not repo._is_multipart_download_enabled()  # type: ignore[no-untyped-call]
+        # Private and new in MLflow 3.15. Where it is missing, MLflow's own download and a hash of the
+        # written file: slower, and right whatever that MLflow's download does.
+        multipart = getattr(repo, "_is_multipart_download_enabled", None)
+        return multipart is not None and not multipart()
     return False
 
 
