@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 MLFLOW2_STAMP := .venv-mlflow2/.installed-stamp
 
-.PHONY: venv mlflow2-venv test lint typecheck unit demo bench bench-quick lock clean image
+.PHONY: venv mlflow2-venv dist-matrix test lint typecheck unit demo bench bench-quick lock clean image
 
 venv: $(STAMP)
 
@@ -40,6 +40,12 @@ unit: venv mlflow2-venv
 
 test: lint typecheck unit
 
+# The sdist and wheel as users get them (twine check, contents), then the wheel alone in fresh
+# virtualenvs: Python 3.11, the newest CPython here, and the lowest dependency versions pyproject
+# admits, each running the CLI and server tests (the three at once). .ci/run runs it after `make test`.
+dist-matrix: venv
+	$(BIN)/python scripts/ci/dist_matrix.py
+
 # The action's image from the local Debian base (no Docker Hub here); CI builds it the same way.
 image:
 	scripts/ci/base-image.sh
@@ -49,8 +55,9 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 # Figures, not tests: start-up, small and 256 MiB checks, compare concurrency, then the large
-# synthetic models (1 GiB file, 5,000 files, 300 MiB mixed: several minutes, ~3 GiB of disk), then
-# the container's image size and cold build time. `make bench-quick` runs only the first part.
+# synthetic models (1 GiB file, 5,000 files, 300 MiB mixed: several minutes, ~3 GiB of disk), the
+# registry audit, then the image's size by layer and package, cold build and start-up time.
+# `make bench-quick` runs only the first part.
 bench: bench-quick
 	$(BIN)/python bench/large.py
 	$(BIN)/python bench/audit.py
