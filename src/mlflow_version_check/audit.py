@@ -60,16 +60,18 @@ def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> t
     if text is None or not text.strip():
         return None
     environ = os.environ if environ is None else environ
+    source = ""
     if text.strip().lower() == "auto":
         index, total = environ.get("CI_NODE_INDEX", "").strip(), environ.get("CI_NODE_TOTAL", "").strip()
         if not index and total in ("", "1"):
             return None  # not a parallel job (GitLab sets CI_NODE_TOTAL=1 there): the whole selection
         text = f"{index}/{total}"
+        source = f" (auto: CI_NODE_INDEX={index!r}, CI_NODE_TOTAL={total!r})"
     found = _SHARD.fullmatch(text)
     if not found or not 1 <= int(found[1]) <= int(found[2]):
         shown = text if len(text) <= 40 else f"{text[:37]}..."
         raise InvalidOption(
-            f"{{option:shard}} {shown!r} is not I/N with 1 <= I <= N",
+            f"{{option:shard}} {shown!r}{source} is not I/N with 1 <= I <= N",
             fix="give e.g. 2/4 (the second of four shards), or auto under GitLab's parallel:.",
             what_names_options=True,
         )

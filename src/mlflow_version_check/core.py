@@ -703,16 +703,7 @@ class _GivenReference:
 def _refuse_unless_one_reference(
     given: Mapping[str, object], signature_file: object, public_key: object
 ) -> None:
-    named = [name for name, value in given.items() if value not in (None, "", False)]
-    if len(named) != 1:
-        shown = " and ".join("{option:" + name + "}" for name in named)
-        raise InvalidOption(
-            "verify needs exactly one reference, " + (f"got {shown}" if named else "got none"),
-            cause="a reference is what the model is verified against",
-            fix="give one of {option:manifest_file}, {option:signature_file} (with "
-            "{option:public_key_file}), {option:expect_digest} or {option:recorded_tag}.",
-            what_names_options=True,
-        )
+    # The pair first: a key given alone is a signature left out, not a missing reference.
     if (signature_file in (None, "")) != (public_key in (None, "")):
         missing = "public_key_file" if public_key in (None, "") else "signature_file"
         raise InvalidOption(
@@ -721,6 +712,16 @@ def _refuse_unless_one_reference(
             + "} is missing",
             cause="a signature is verified with the public key paired with the key that signed",
             fix="give both, or another reference.",
+            what_names_options=True,
+        )
+    named = [name for name, value in given.items() if value not in (None, "", False)]
+    if len(named) != 1:
+        shown = " and ".join("{option:" + name + "}" for name in named)
+        raise InvalidOption(
+            "verify needs exactly one reference, " + (f"got {shown}" if named else "got none"),
+            cause="a reference is what the model is verified against",
+            fix="give one of {option:manifest_file}, {option:signature_file} (with "
+            "{option:public_key_file}), {option:expect_digest} or {option:recorded_tag}.",
             what_names_options=True,
         )
 
