@@ -308,6 +308,33 @@ def test_each_audited_version_costs_one_read_of_its_record(registry: Registry, t
     assert ["registered-models", "get"] not in calls[first_version_read:], calls
 
 
+def test_a_registry_copy_that_differs_from_its_run_model_fails_as_check_fails_it(tmp_path: Path) -> None:
+    """Red team: a version registered from `models:/source/1` keeps a registry copy of those bytes;
+    when `source` is then replaced, its run model (source v1 now) differs from the copy. Two storage
+    locations: audit compares them, as check does, and fails the version naming the file."""
+    with MlflowServer(tmp_path / "server") as server:
+        models.log_sklearn(server.url, "source", seed=0)
+        client = models._client(server.url)
+        client.create_registered_model("copied")
+        client.create_model_version("copied", "models:/source/1")
+        client.delete_registered_model("source")
+        models.log_sklearn(server.url, "source", seed=5)
+        checked = run_command(
+            "mlflow-version-check", "check", "--model", "copied", "--version-or-stage", "1",
+            "--tracking-uri", server.url, "--report-file", str(tmp_path / "check.json"),
+        )  # fmt: skip
+        report = tmp_path / "audit.json"
+        audited = run_command(
+            "mlflow-version-check", "audit", "--model", "copied", "--tracking-uri", server.url,
+            "--report-file", str(report),
+        )  # fmt: skip
+    assert checked.exit_code == 1, checked.stdout + checked.stderr
+    assert audited.exit_code == 1, audited.stdout + audited.stderr
+    (entry,) = load_valid_report(report)["Audit"]["versions"]
+    assert entry["status"] == "failed" and entry["same_location"] is False, entry
+    assert "model.pkl" in {difference["path"] for difference in entry["differences"]}, entry
+
+
 def test_the_python_api(registry: Registry) -> None:
     result = audit_registry(tracking_uri=registry.server.url, models=["churn"], shard="2/2")
     assert result.shard == (2, 2) and result.total == 2

@@ -276,7 +276,7 @@ def _downloaded(
         role=role,
         uri=where.uri,
         location=where.location,
-        local_path="",
+        local_path=manifest.local_path,
         manifest=manifest.files,
         mlmodel_text=manifest.mlmodel_text,
         integrity=integrity,
@@ -291,6 +291,16 @@ def judged(event: protocol.VersionAudited, tracking_uri: str, registry_uri: str 
     by_role = {manifest.role: manifest for manifest in event.manifests}
     run_manifest = by_role["run_model"]
     reg_manifest = by_role.get("reg_model", run_manifest)  # one location: one download
+    models = event.located.models
+    one_location = models["run_model"].location_key == models["reg_model"].location_key
+    if one_location != (reg_manifest is run_manifest) or (
+        not one_location and run_manifest.local_path == reg_manifest.local_path
+    ):
+        # Judged as one location, two models would never be compared: never take that on trust.
+        raise WorkerCrashed(
+            f"internal error: the worker's downloads of {event.located.version.name} version "
+            f"{event.located.version.version} do not match its storage locations"
+        )
     run_parsed = parse_and_judge(run_manifest)
     # One location is one download: its MLmodel is parsed and judged once for both roles.
     reg_parsed = run_parsed if reg_manifest is run_manifest else parse_and_judge(reg_manifest)

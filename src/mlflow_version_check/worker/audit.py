@@ -170,7 +170,9 @@ def _audit_one(session: Session, item: AuditItem, emit: Emit) -> protocol.Versio
                 ModelManifest(
                     key=item.key,
                     role=role,
-                    local_path="",
+                    # Removed once hashed, but the parent tells one download from two by this path,
+                    # as check does (two roles, one path: one storage location).
+                    local_path=str(folder),
                     files=files,
                     mlmodel_text=read_mlmodel(folder, files),
                     download_seconds=0.0,
