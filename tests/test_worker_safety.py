@@ -262,3 +262,35 @@ def test_names_that_look_percent_encoded_are_read_as_named(tmp_path: Path) -> No
     assert run.exit_code == 1, run.stderr
     section = load_valid_report(tmp_path / "r.json")["Run_Model_Comparison"]
     assert [(d["path"], d["kind"]) for d in section["differences"]] == [("a%41.txt", "changed")]
+
+
+def test_a_source_that_now_names_a_prompt_is_never_read_from_the_working_directory(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    """Red team: a version registered from `models:/<name>/1`, after which <name> was deleted and
+    re-created as a prompt, whose versions have the placeholder source 'dummy-source': a relative
+    path MLflow would read from the working directory. A folder of that name holding a complete model
+    must not make check or audit pass: exit 3, an error report."""
+    import mlflow
+
+    original, copied = unique("becomes_prompt"), unique("copied_from_it")
+    models.log_sklearn(mlflow_server.url, original)
+    client = models._client(mlflow_server.url)
+    client.create_registered_model(copied)
+    client.create_model_version(copied, f"models:/{original}/1")
+    client.delete_registered_model(original)
+    mlflow.set_tracking_uri(mlflow_server.url)
+    try:
+        mlflow.genai.register_prompt(name=original, template="Hello {{ who }}")
+    finally:
+        mlflow.set_tracking_uri(None)
+    workdir = tmp_path / "work"
+    models.save_sklearn_locally(workdir / "dummy-source")
+    for command in (["check", "--model", copied, "--version-or-stage", "1"], ["audit", "--model", copied]):
+        completed = subprocess.run(
+            [str(BIN / "mlflow-version-check"), *command, "--tracking-uri", mlflow_server.url,
+             "--report-file", str(tmp_path / "report.json")],
+            cwd=workdir, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert completed.returncode == 3, completed.stdout + completed.stderr
+        assert load_valid_report(tmp_path / "report.json")["status"] == "error"

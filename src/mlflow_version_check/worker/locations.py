@@ -117,7 +117,9 @@ def _locate_models_uri(client: MlflowClient, server: Server, uri: str, depth: in
     else:
         name, version = head, (rest or "")
     with registry_call(server, f"resolving {uri}", lambda: ModelVersionNotFound(f"{uri} not found")):
-        target = registry_download_uri(client, name, version)
+        # MlflowClient's own method: it refuses a name that is now a prompt (whose versions have a
+        # placeholder source), which a models:/ source registered earlier may have come to name.
+        target = client.get_model_version_download_uri(name, version)
     return locate(client, server, target, depth + 1)
 
 
@@ -166,6 +168,13 @@ def locate(client: MlflowClient, server: Server, uri: str, depth: int = 0) -> st
         return _locate_models_uri(client, server, uri, depth)
     # Any other URI here is a storage location that the registry gave: a version's source or
     # download URI, or the download URI of the version a models:/ source names.
+    if scheme == "" and not uri.startswith("/"):
+        # MLflow would read it from this process's working directory (a prompt's "dummy-source").
+        raise UnsafeArtifactPath(
+            f"the registry names the relative path {uri!r} as a model's storage; it was not read",
+            cause="a placeholder source (a prompt's), or a version registered from a relative path",
+            fix="register the model from its artifact store (runs:/, models:/ or an absolute URI).",
+        )
     _refuse_local_from_remote(server, uri, uri, supplier="registry")
     if scheme == "" and uri.startswith("/"):
         return "file://" + uri
