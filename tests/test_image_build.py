@@ -245,6 +245,15 @@ components: contrib main
              "sources.list.d/c.sources": DEB822_SOURCES.replace("archive.mirror.test", "parts.mirror.test")},
             "http://parts.mirror.test/debian", id="parts-in-apt-order-skipping-other-extensions",
         ),
+        pytest.param(
+            {"sources.list.d/a.sources": "".join(
+                f"Types: deb\nURIs: http://{value.strip()}.mirror.test/debian\nSuites: bookworm\n"
+                f"Components: main\nEnabled: {value}\n\n"
+                for value in ("false", "Off", "0", " no ", "disable", "without"))
+             + "Types: deb\nURIs: http://on.mirror.test/debian\nSuites: bookworm\nComponents: main\n"
+             "Enabled: yes\n"},
+            "http://on.mirror.test/debian", id="every-way-apt-spells-disabled",
+        ),
     ],
 )  # fmt: skip
 def test_base_image_takes_mirror_from_apt_sources(

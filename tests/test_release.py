@@ -248,6 +248,10 @@ NODE_ACTION = ACTION.replace("  using: docker\n  image: Dockerfile\n", "  using:
                      "not a block mapping", id="flow-mapping"),
         pytest.param(ACTION.replace("runs:\n", ""), "0 top-level runs", id="no-runs"),
         pytest.param(ACTION + "runs:\n  using: docker\n", "2 top-level runs", id="runs-twice"),
+        pytest.param(  # red team: the real key quoted, a look-alike line inside a quoted string
+            'name: demo\ndescription: |\n  image: Dockerfile\nruns:\n  using: docker\n  "image": Dockerfile\n'
+            '  env:\n    NOTE: "first line\n  image: Dockerfile #"\n',
+            "runs.image reads 'Dockerfile'", id="look-alike-line-in-a-string"),
     ],
 )  # fmt: skip
 def test_action_files_that_cannot_be_pinned_are_refused(

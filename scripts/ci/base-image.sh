@@ -50,7 +50,7 @@ debian_mirror() {
             key = tolower(substr(line, 1, colon - 1))
             field[key] = substr(line, colon + 1)
           }
-          if (tolower(field["enabled"]) ~ /^[ \t]*no[ \t]*$/) next
+          if (tolower(field["enabled"]) ~ /^[ \t]*(no|false|off|0|disable|without)[ \t]*$/) next
           if ((" " field["types"] " ") !~ /[ \t]deb[ \t]/) next
           if ((" " field["suites"] " ") !~ ("[ \t]" suite "[ \t]")) next
           if ((" " field["components"] " ") !~ /[ \t]main[ \t]/) next

@@ -162,6 +162,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_unless_parsed_as_pinned(pinned: str, image: PinnedImage) -> None:
+    """A YAML parser must read the new image as runs.image: the line edit could otherwise have hit a
+    look-alike line inside a string while the real key (quoted, say) kept Dockerfile. PyYAML is on
+    GitHub's Ubuntu runners and in the project's venv; where it is missing the release must not go on."""
+    try:
+        import yaml
+    except ImportError:
+        raise PinRefused(
+            "cannot check the pinned action.yml: PyYAML is not installed. Likely cause: a Python "
+            "without it. Fix: install PyYAML (pip install pyyaml) and run again"
+        ) from None
+    try:
+        runs = yaml.safe_load(pinned).get("runs", {})
+        parsed_image = runs.get("image") if isinstance(runs, dict) else None
+    except (yaml.YAMLError, AttributeError):
+        parsed_image = None
+    if parsed_image != image.action_image:
+        raise PinRefused(
+            f"after the edit, action.yml's runs.image reads {parsed_image!r}, not the pinned image. "
+            "Likely cause: an unusual action.yml (a quoted key, or a look-alike line in a string). "
+            "Fix: write runs: / image: Dockerfile as plain block YAML"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Pin the action file in place; print the new runs.image, or one error line on stderr."""
     try:
@@ -176,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 "or working directory. Fix: run from the repository root or pass --action-file"
             ) from None
         pinned = pin(text, image)
+        _refuse_unless_parsed_as_pinned(pinned, image)
         path.write_bytes(pinned.encode("utf-8"))
     except PinRefused as refusal:
         print(f"error: {refusal}", file=sys.stderr)
