@@ -69,13 +69,17 @@ def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> t
         source = f" (auto: CI_NODE_INDEX={index!r}, CI_NODE_TOTAL={total!r})"
     found = _SHARD.fullmatch(text)
     if not found or not 1 <= int(found[1]) <= int(found[2]):
-        shown = text if len(text) <= 40 else f"{text[:37]}..."
         raise InvalidOption(
-            f"{{option:shard}} {shown!r}{source} is not I/N with 1 <= I <= N",
+            f"{{option:shard}} {_clipped(text)!r}{source} is not I/N with 1 <= I <= N",
             fix="give e.g. 2/4 (the second of four shards), or auto under GitLab's parallel:.",
             what_names_options=True,
         )
     return int(found[1]), int(found[2])
+
+
+def _clipped(shard: str) -> str:
+    """A shard as given, cut to 40 characters for an error line (it may be thousands long)."""
+    return shard if len(shard) <= 40 else f"{shard[:37]}..."
 
 
 def shard_of(name: str, version: str, total: int) -> int:
@@ -589,8 +593,8 @@ def _report_shard(name: str, section: Mapping[str, Any]) -> tuple[int, int]:
         return 1, 1
     found = _SHARD.fullmatch(str(shard))
     if not found or not 1 <= int(found[1]) <= int(found[2]):
-        shown = str(shard) if len(str(shard)) <= 40 else f"{str(shard)[:37]}..."
         raise AuditMergeError(
-            f"{name} names its shard {shown!r}, not I/N", fix="give the reports as the shards wrote them."
+            f"{name} names its shard {_clipped(str(shard))!r}, not I/N",
+            fix="give the reports as the shards wrote them.",
         )
     return int(found[1]), int(found[2])

@@ -140,10 +140,10 @@ def resolve_and_locate(session: Session, wanted: WantedVersion, roles: tuple[str
     client, server = session.client, session.server
     name, version_or_stage = wanted.model, wanted.version_or_stage
     started = time.monotonic()
-    mv, resolved_by = resolve_version(client, server, name, version_or_stage)
+    found, resolved_by = resolve_version(client, server, name, version_or_stage)
+    mv = found
     if resolved_by not in ("version", "alias"):
         # Searches and stage look-ups leave out aliases; one read of the version gives the full record.
-        found = mv
         with registry_call(
             server,
             f"reading version {found.version} of '{name}'",
