@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jsonschema
@@ -50,6 +52,16 @@ class Run:
     @property
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def load_script(path: Path) -> ModuleType:
+    """A script of the repository (scripts/..., not a package), imported by its path for its tests."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while a class is made
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_command(program: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Run:

@@ -27,7 +27,7 @@ from mvc_testing.servers import MlflowServer, free_port
 from tests.artifact_server import ArtifactServiceDouble
 from tests.test_action import ActionRun, run_action
 from tests.test_container import BASE_IMAGE, image, run_container
-from tests.test_oms import write_key_pair
+from tests.test_oms import run_model_signing, write_key_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -313,11 +313,9 @@ def test_verify_signature_with_pem_text_public_key(
     private, public = write_key_pair(tmp_path / "keys")
     _, other_public = write_key_pair(tmp_path / "other")
     bundle = tmp_path / "model.sig"
-    signed = subprocess.run(
-        [str(BIN / "model_signing"), "sign", "key", str(store), "--private_key", str(private),
-         "--signature", str(bundle)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    signed = run_model_signing(
+        "sign", "key", store, "--private_key", private, "--signature", bundle, cwd=tmp_path
+    )
     assert signed.returncode == 0, signed.stderr
     runs = {}
     for case, key in (("text", public.read_text()), ("other", other_public.read_text()), ("path", "key.pub")):
@@ -602,11 +600,9 @@ def test_container_verifies_a_signature_with_a_pem_text_key(
     private, public = write_key_pair(tmp_path / "keys")
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    signed = subprocess.run(
-        [str(BIN / "model_signing"), "sign", "key", str(store), "--private_key", str(private),
-         "--signature", str(workspace / "model.sig")],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    signed = run_model_signing(
+        "sign", "key", store, "--private_key", private, "--signature", workspace / "model.sig", cwd=tmp_path
+    )
     assert signed.returncode == 0, signed.stderr
     code, log, outputs = run_container(
         image,

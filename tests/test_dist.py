@@ -7,7 +7,6 @@ are tested here on small wheels made for the purpose: each check can fail.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -18,12 +17,12 @@ import tomllib
 import zipfile
 from importlib import metadata, resources
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 import mlflow_version_check
+from tests.conftest import load_script
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SITE_PACKAGES = os.environ.get("MVC_DIST_SITE_PACKAGES", "")
@@ -71,18 +70,7 @@ def test_installed_from_a_wheel_file_not_editable() -> None:
     assert "dir_info" not in origin
 
 
-def _load_dist_matrix() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "dist_matrix", REPOSITORY / "scripts" / "ci" / "dist_matrix.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-dist_matrix = _load_dist_matrix()
+dist_matrix = load_script(REPOSITORY / "scripts" / "ci" / "dist_matrix.py")
 PACKAGE_FILES = {
     "__init__.py": b"__version__ = '1'\n",
     "py.typed": b"",

@@ -103,7 +103,7 @@ def test_real_runs_import_only_byte_code(image: str, mlflow_server: MlflowServer
     module of /opt/venv they import compiled already (each worker too), so none pays for compiling."""
     from tests.databricks_double import WorkspaceDouble
     from tests.test_databricks import seed
-    from tests.test_oms import write_key_pair
+    from tests.test_oms import run_model_signing, write_key_pair
 
     workspace = tmp_path / "workspace"
     probe = workspace / ".probe"
@@ -113,11 +113,9 @@ def test_real_runs_import_only_byte_code(image: str, mlflow_server: MlflowServer
     version = models.log_sklearn(mlflow_server.url, unique("bytecode"))
     store = models.artifact_directory(mlflow_server.artifacts, mlflow_server.url, version)
     private, public = write_key_pair(tmp_path / "keys")
-    signed = subprocess.run(
-        [str(BIN / "model_signing"), "sign", "key", str(store), "--private_key", str(private),
-         "--signature", str(workspace / "model.sig")],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    signed = run_model_signing(
+        "sign", "key", store, "--private_key", private, "--signature", workspace / "model.sig", cwd=tmp_path
+    )
     assert signed.returncode == 0, signed.stderr
     shutil.copy(public, workspace / "key.pub")
     served = {"model": version.name, "version-or-stage": "1", "tracking-uri": mlflow_server.url,

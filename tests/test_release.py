@@ -5,16 +5,16 @@ actionlint; whatever it cannot pin is refused with one line. Also the release wo
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -28,16 +28,7 @@ PINNED_IMAGE = f"docker://{NAME}@{DIGEST}"
 PINNED_VALUE = re.compile(r"docker://[a-z0-9.:/_-]+@sha256:[0-9a-f]{64}")
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pin_action_image", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-pin_action_image = _load_script()
+pin_action_image = load_script(SCRIPT)
 
 
 def pinned_copy(tmp_path: Path, text: str = ACTION, *arguments: str) -> Path:
