@@ -38,7 +38,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,18 +127,28 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _tree_rss_bytes(roots: Sequence[int]) -> int:
-    """The summed resident set of the processes `roots` and all their descendants, now."""
-    total, pending = 0, list(roots)
+def _tree_sum(roots: Sequence[int], measure: Callable[[int], float]) -> float:
+    """measure(pid) summed over the processes `roots` and all their descendants, now; a process
+    that ended meanwhile counts nothing, and neither do its children."""
+    total, pending = 0.0, list(roots)
     while pending:
         pid = pending.pop()
         try:
-            with open(f"/proc/{pid}/statm") as stream:
-                total += int(stream.read().split()[1]) * PAGE_BYTES
+            total += measure(pid)
         except (FileNotFoundError, ProcessLookupError):
             continue
         pending += _children(pid)
     return total
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as stream:
+        return int(stream.read().split()[1]) * PAGE_BYTES
+
+
+def _tree_rss_bytes(roots: Sequence[int]) -> int:
+    """The summed resident set of the processes `roots` and all their descendants, now."""
+    return int(_tree_sum(roots, _rss_bytes))
 
 
 # Runs one command and prints its wall time, the peak RSS of its largest process, the CPU seconds
@@ -155,19 +165,15 @@ WRAPPER = (
 )
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stream:
+        fields = stream.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
 def _cpu_seconds(roots: Sequence[int]) -> float:
     """The CPU time (user + system) the processes `roots` and their descendants have used so far."""
-    total, pending = 0.0, list(roots)
-    while pending:
-        pid = pending.pop()
-        try:
-            with open(f"/proc/{pid}/stat") as stream:
-                fields = stream.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-        pending += _children(pid)
-    return total
+    return _tree_sum(roots, _process_cpu_seconds)
 
 
 def _requests(log: Path, offset: int) -> Counter[str]:
